@@ -1,0 +1,29 @@
+/* commands.h — the qcoder subcommand table (internal to daemon/).
+ *
+ * git-style: every subcommand is one entry of `qc_commands[]` in main.c, implemented by
+ * `cmd_<name>()` in its own file. main() handles `help`, `CMD --help` and `-h` for all
+ * of them from the `usage` text, so a command only parses its own options.
+ *
+ * Exit codes shared by every command: 0 success, 1 the operation ran and failed (or the
+ * command's documented "not done" outcome), 2 usage or internal error, 3 "not running"
+ * / cancelled where the command documents it.
+ */
+#ifndef QC_DAEMON_COMMANDS_H
+#define QC_DAEMON_COMMANDS_H
+
+typedef struct qc_command {
+  const char *name;
+  const char *summary;   /* one line for `qcoder help` */
+  const char *usage;     /* full text for `qcoder help NAME` and `NAME --help` */
+  int (*run)(int argc, char **argv);  /* argv[0] is the command name */
+} qc_command;
+
+extern const qc_command qc_commands[];
+
+/* Print "qcoder NAME: message" to stderr and return 2 (usage error). */
+int qc_cmd_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+int cmd_version(int argc, char **argv);
+int cmd_help(int argc, char **argv);
+
+#endif

@@ -1,0 +1,200 @@
+/* tools.h — the tools the agent acts with, confined to a workspace (prefix `tool_`).
+ *
+ * A registry of tools, each with a name, a description written for the model, a JSON
+ * schema for its arguments, an ACP tool kind and a handler. Calls go through tool_call(),
+ * which validates the arguments against the schema before the handler runs, so handlers
+ * see well-typed input; every failure becomes a result the model can read, never a crash.
+ *
+ * Promises (the model's output is untrusted input):
+ *  - Every path resolves beneath the workspace root (openat2 RESOLVE_BENEATH, symlinks
+ *    followed only while they stay inside). `..`, absolute paths elsewhere, symlinks that
+ *    lead out, /proc magic links and prefix-siblings (/ws vs /ws-evil) are refused.
+ *  - Writes are atomic (temp file in the same directory, fsync, rename, fsync of the
+ *    directory), keep the file mode, and never touch .git internals or qcoder's own
+ *    state and runtime directories.
+ *  - Commands (run_command, run_tests) run with a timeout, in a fresh process group that
+ *    is killed on timeout or cancel, with an allowlisted environment, and inside the
+ *    sandbox described at tool_sandbox_policy.
+ *  - Outputs are capped; a cut is marked in the text.
+ *
+ * Depends on common/ and system libraries only (libgit2, tree-sitter, PCRE2); nothing
+ * here knows about the engine, the agent or sockets.
+ *
+ * Ownership: a tool_result owns its strings and its `data` reference until
+ * tool_result_release(). Workspaces are opened and closed by their owner; a workspace may
+ * be used by one call at a time.
+ */
+#ifndef QC_TOOLS_H
+#define QC_TOOLS_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+/* ---- errors ---------------------------------------------------------------------- */
+
+#define TOOL_ERR_MAP(X)                                                           \
+  X(NOMEM, "out of memory")                                                       \
+  X(UNKNOWN, "no such tool")                                                      \
+  X(ARGS, "invalid arguments")                                                    \
+  X(ESCAPE, "path is outside the workspace")                                      \
+  X(DENIED, "refused by policy")                                                  \
+  X(NOENT, "no such file or directory")                                           \
+  X(EXISTS, "already exists")                                                     \
+  X(STALE, "the file changed on disk since it was last read")                     \
+  X(TOOBIG, "too large")                                                          \
+  X(IO, "input/output error")                                                     \
+  X(TIMEOUT, "timed out")                                                         \
+  X(CANCELLED, "cancelled")                                                       \
+  X(SANDBOX, "no sandbox is available")                                           \
+  X(NOTREPO, "the workspace is not a git repository")                             \
+  X(FAILED, "the tool failed")
+
+enum {
+  TOOL_OK = 0,
+  TOOL__ERR_FIRST = -300,
+#define TOOL__ERR_ENUM(name, msg) TOOL_E##name,
+  TOOL_ERR_MAP(TOOL__ERR_ENUM)
+#undef TOOL__ERR_ENUM
+};
+
+const char *tool_strerror(int code);
+
+/* ---- kinds (the ACP ToolKind values) --------------------------------------------- */
+
+typedef enum tool_kind {
+  TOOL_KIND_READ,
+  TOOL_KIND_EDIT,
+  TOOL_KIND_DELETE,
+  TOOL_KIND_MOVE,
+  TOOL_KIND_SEARCH,
+  TOOL_KIND_EXECUTE,
+  TOOL_KIND_THINK,
+  TOOL_KIND_FETCH,
+  TOOL_KIND_OTHER,
+} tool_kind;
+
+/* "read", "edit", … as ACP spells them. */
+const char *tool_kind_name(tool_kind k);
+
+/* ---- workspaces ------------------------------------------------------------------ */
+
+typedef enum tool_sandbox_policy {
+  TOOL_SANDBOX_REQUIRE,  /* commands refused when bubblewrap is missing (full-auto, CI) */
+  TOOL_SANDBOX_PREFER,   /* sandbox when possible, else run with a loud warning */
+  TOOL_SANDBOX_OFF,      /* never sandbox (explicit user choice) */
+} tool_sandbox_policy;
+
+/* Result of a command, whether run by qcoder or by the editor's terminal. */
+typedef struct tool_exec_result {
+  int exit_code;         /* -1 when killed by a signal */
+  int signal;            /* 0 when it exited */
+  int timed_out;
+  char *output;          /* combined stdout+stderr, capped head+tail (malloc'd) */
+  int truncated;
+} tool_exec_result;
+
+/* Optional redirection of file I/O and commands to an editor (ACP fs/* and terminal/*):
+ * the editor sees its unsaved buffers and keeps its own undo. Any hook may be NULL.
+ * Hooks are called on the tool's thread and may block until the editor answers; they
+ * return 0 on success, else nonzero with *err set (malloc'd). */
+typedef struct tool_io {
+  int (*read_text_file)(void *user, const char *abs_path, char **content, char **err);
+  int (*write_text_file)(void *user, const char *abs_path, const char *content, char **err);
+  int (*run_command)(void *user, const char *command, const char *abs_cwd, int timeout_s,
+                     atomic_int *cancel, tool_exec_result *res, char **err);
+  void *user;
+} tool_io;
+
+typedef struct tool_ws_opts {
+  tool_sandbox_policy sandbox;
+  const char *state_dir;     /* refused as a write target; default qc_state_dir() */
+  const char *runtime_dir;   /* hidden from sandboxed commands; default qc_runtime_dir() */
+  const char *test_command;  /* overrides .qcoder/config.json and detection (fix-tests) */
+  const tool_io *io;         /* NULL: everything local */
+} tool_ws_opts;
+
+typedef struct tool_ws tool_ws;
+
+/* Open a workspace at `root` (an existing directory; made absolute and canonical).
+ * On failure *errmsg (malloc'd) says why. */
+int tool_ws_open(const char *root, const tool_ws_opts *opts, tool_ws **out, char **errmsg);
+void tool_ws_close(tool_ws *ws);
+const char *tool_ws_root(const tool_ws *ws);
+
+/* ---- results --------------------------------------------------------------------- */
+
+/* `output` is what the model reads on success; `error` what it reads on failure (both
+ * malloc'd; the unused one may be NULL). `data` is structured detail for editors, by
+ * convention:
+ *   "locations": [{"path": ABS, "line": N}]            files touched or found (1-based)
+ *   "diff":      {"path": ABS, "oldText": S|null, "newText": S}   an edit (ACP shape)
+ *   "unified":   "--- a/x\n+++ b/x\n@@ …"              the same edit as a unified diff
+ *   "syntax_errors": [{"line": N, "column": N, "message": S}]   new parse errors
+ *   "exit":      {"code": N, "signal": N, "timed_out": B}
+ *   "tests":     {"summary": {…}, "tests": [{"name","status","file","output"}]}
+ */
+typedef struct tool_result {
+  int ok;
+  char *output;
+  char *error;
+  json_t *data;
+} tool_result;
+
+void tool_result_release(tool_result *r);
+/* {"ok":…, "output":…, "error":…, "data":…} — what `qcoder tool --json` prints. */
+json_t *tool_result_to_json(const tool_result *r);
+
+/* ---- the registry ---------------------------------------------------------------- */
+
+enum {
+  TOOL_F_MUTATES = 1u << 0,   /* may change files (checkpoint first; needs approval in ask mode) */
+  TOOL_F_EXEC = 1u << 1,      /* runs commands (needs approval in ask mode) */
+  TOOL_F_INTERNAL = 1u << 2,  /* not offered to the model */
+  TOOL_F_GIT = 1u << 3,       /* needs a git repository */
+};
+
+typedef struct tool_call_ctx tool_call_ctx;
+
+typedef struct tool_def {
+  const char *name;
+  const char *description;  /* for the model */
+  const char *schema;       /* JSON schema of the arguments (an object schema) */
+  tool_kind kind;
+  unsigned flags;
+  /* Fill *res; return TOOL_OK or a TOOL_E* code (res->error then explains it). */
+  int (*handler)(tool_call_ctx *ctx, const json_t *args, tool_result *res);
+} tool_def;
+
+size_t tool_count(void);
+const tool_def *tool_at(size_t i);
+const tool_def *tool_find(const char *name);
+/* The parsed schema of a tool (borrowed, cached). */
+const json_t *tool_schema(const tool_def *t);
+/* OpenAI-style [{"type":"function","function":{"name","description","parameters"}}] of
+ * the tools offered to the model (new reference). */
+json_t *tool_openai_schemas(void);
+
+/* Check `args` against a tool's schema: types, required, unknown keys, enum, bounds.
+ * On failure *errmsg (malloc'd) names the offending field. */
+int tool_validate_args(const tool_def *t, const json_t *args, char **errmsg);
+
+/* ---- calling --------------------------------------------------------------------- */
+
+typedef struct tool_call_opts {
+  atomic_int *cancel;          /* nonzero: stop (commands are killed); may be NULL */
+  /* Live output of long tools (commands): called on the tool's thread. May be NULL. */
+  void (*on_output)(void *user, const char *chunk, size_t len);
+  void *user;
+} tool_call_opts;
+
+/* Validate and run one tool. Always fills *res (res->ok says whether the tool succeeded)
+ * and returns TOOL_OK or the failure's code. */
+int tool_call(tool_ws *ws, const char *name, const json_t *args, const tool_call_opts *opts,
+              tool_result *res);
+
+/* Accessors for handlers. */
+tool_ws *tool_ctx_ws(tool_call_ctx *ctx);
+int tool_ctx_cancelled(const tool_call_ctx *ctx);
+
+#endif /* QC_TOOLS_H */
