@@ -20,9 +20,18 @@ static const char usage_help[] =
     "\n"
     "List the commands, or print the full help of one command.\n";
 
+static const char usage_render[] =
+    "usage: qcoder render CONVERSATION.json | -\n"
+    "\n"
+    "Print the prompt Qwen3-Coder sees for a conversation, exactly (no newline added).\n"
+    "The input is {\"messages\": [...], \"tools\": [...], \"add_generation_prompt\": true|false}\n"
+    "with OpenAI-style messages (assistant tool_calls, role \"tool\" results) and tools;\n"
+    "'-' reads it from stdin. Exit status 1 when the file cannot be read or is malformed.\n";
+
 const qc_command qc_commands[] = {
     {"help", "show help for qcoder or one command", usage_help, cmd_help},
     {"version", "print version information", usage_version, cmd_version},
+    {"render", "print the exact prompt for a conversation", usage_render, cmd_render},
     {NULL, NULL, NULL, NULL},
 };
 
