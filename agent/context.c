@@ -123,7 +123,16 @@ static void sum_text(void *user, const char *text, size_t len) { qc_buf_append(&
  * to summarise) or the failure of the model call. */
 static int summarise(agent_session *s, long budget, char **errmsg) {
   size_t n = json_array_size(s->msgs);
-  /* the cut: the earliest non-tool message k >= 2 whose tail fits half the budget */
+  /* the room the conversation has: the budget less the system prompt and the tools */
+  json_t *head = json_array();
+  json_array_append(head, json_array_get(s->msgs, 0));
+  qc_buf hb;
+  qc_buf_init(&hb, 0);
+  long fixed = agent__render(&hb, head, s->tools, 1, NULL) == AGENT_OK ? count(s, hb.data, hb.len) : 0;
+  qc_buf_release(&hb);
+  json_decref(head);
+  long half = (budget - fixed) / 2;
+  /* the cut: the earliest non-tool message k >= 2 whose tail fits half that room */
   long tail = 0;
   size_t k = 0;
   long *tok = calloc(n, sizeof *tok);
@@ -133,8 +142,8 @@ static int summarise(agent_session *s, long budget, char **errmsg) {
     tail += tok[i];
     const char *role = json_string_value(json_object_get(json_array_get(s->msgs, i), "role")) ?: "";
     if (strcmp(role, "tool") == 0) continue;
-    if (tail <= budget / 2 || k == 0) k = i;
-    if (tail > budget / 2) break;
+    if (tail <= half || k == 0) k = i;
+    if (tail > half) break;
   }
   free(tok);
   if (k < 2) return AGENT_ECONTEXT;
