@@ -395,7 +395,10 @@ TEST(value_conversion_rules) {
     json_decref(schema);
   }
   ASSERT(agent__py_literal("[1, 2", 5) == NULL);
-  ASSERT(agent__py_literal("'\\x41\\u00e9'", 12) != NULL);
+  json_t *lv = agent__py_literal("'\\x41\\u00e9'", 12);
+  ASSERT(json_is_string(lv));
+  ASSERT_STR_EQ(json_string_value(lv), "A\xc3\xa9");
+  json_decref(lv);
 }
 
 /* ---- fuzz ---------------------------------------------------------------------------- */
