@@ -108,6 +108,12 @@ static int l_generate(agent__bind *x, const agent__gen_req *req, agent__gen_res 
   x->generating = !already;
   pthread_mutex_unlock(&x->mu);
   int rc = already ? ENG_ECANCELLED : eng_generate(x->s, ids, n_ids, &p, on_token, &t, &st, &ee);
+  if (rc == ENG_ECANCELLED && !already && !(req->cancel && atomic_load(req->cancel)) && st.n_generated == 0) {
+    /* a cancel meant for the previous generation arrived as it ended and stayed pending in
+     * the engine (it consumes the flag without touching the cache): run again */
+    memset(&st, 0, sizeof st);
+    rc = eng_generate(x->s, ids, n_ids, &p, on_token, &t, &st, &ee);
+  }
   pthread_mutex_lock(&x->mu);
   x->generating = 0;
   pthread_mutex_unlock(&x->mu);
