@@ -344,6 +344,9 @@ typedef struct agent_session_opts {
   const char *system_prompt;     /* replaces the built-in system prompt (tests) */
   const char *system_append;     /* appended to it (CLI --append-system-prompt) */
   int no_plan_tool;              /* do not offer the todo_write plan tool */
+  const char *const *tools;      /* NULL-terminated names of the built-in tools to offer;
+                                    NULL = all (a small model with a small window may do
+                                    better with fewer) */
   agent_event_cb on_event;
   agent_permission_cb request_permission;  /* NULL in ask mode = every request rejected */
   agent_checkpoint_cb checkpoint;          /* NULL = no checkpoints */

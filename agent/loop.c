@@ -66,6 +66,14 @@ static const char *role_of(const json_t *m) {
 static int rebuild_tools(agent_session *s) {
   json_t *t = tool_openai_schemas();
   if (!t) return AGENT_ENOMEM;
+  if (s->opts.tools) { /* only the tools asked for */
+    for (size_t i = json_array_size(t); i-- > 0;) {
+      const char *name = json_string_value(json_object_get(json_object_get(json_array_get(t, i), "function"), "name"));
+      int keep = 0;
+      for (const char *const *w = s->opts.tools; *w && !keep; w++) keep = name && !strcmp(*w, name);
+      if (!keep) json_array_remove(t, i);
+    }
+  }
   if (!s->opts.no_plan_tool) json_array_append_new(t, agent__plan_tool_schema());
   json_decref(s->tools);
   s->tools = t;
@@ -449,12 +457,22 @@ typedef struct call_meta {
   char *loc_path;
 } call_meta;
 
+static int offered(const agent_session *s, const char *name) {
+  size_t i;
+  json_t *t;
+  json_array_foreach(s->tools, i, t) {
+    const char *n = json_string_value(json_object_get(json_object_get(t, "function"), "name"));
+    if (n && !strcmp(n, name)) return 1;
+  }
+  return 0;
+}
+
 static void call_meta_init(agent_session *s, const agent__call *c, call_meta *m) {
   memset(m, 0, sizeof *m);
   m->kind = "other";
   const agent__extra_tool *x = find_extra(s, c->name);
   const tool_def *d = tool_find(c->name);
-  if (d && !(d->flags & TOOL_F_INTERNAL)) {
+  if (d && !(d->flags & TOOL_F_INTERNAL) && offered(s, c->name)) {
     m->kind = tool_kind_name(d->kind);
     m->flags = d->flags;
     m->known = 1;

@@ -64,6 +64,11 @@ TEST(ten_turns_with_prefix_reuse_and_clear_stops) {
   o.on_event = on_event;
   o.user = &u;
   o.max_steps = 10;
+  /* a short prompt keeps the first prefill quick on the scalar debug/ASan engine */
+  static const char *const few[] = {"list_dir", "read_file", NULL};
+  o.tools = few;
+  o.no_plan_tool = 1;
+  o.system_prompt = "You are qcoder, a coding agent. Use the tools to look at the workspace.";
   agent_session *s = NULL;
   ASSERT_EQ_INT(agent_session_new(&o, &s, NULL), AGENT_OK);
   int steps = 0;
