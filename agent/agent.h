@@ -319,8 +319,8 @@ typedef struct agent_tool_call_info {
 /* Called on the agent_run thread; may block until the user answers. */
 typedef agent_permission (*agent_permission_cb)(void *user, const agent_tool_call_info *call);
 
-/* Called before a mutating tool runs (a checkpoint of the working tree). Return 0 and a
- * malloc'd id in *checkpoint_id (stored with the call), or nonzero with *err (malloc'd):
+/* Called before each mutating tool runs (a checkpoint of the working tree). Return 0 and
+ * a malloc'd id in *checkpoint_id (stored with the call), or nonzero with *err (malloc'd):
  * the failure is logged and the tool still runs. */
 typedef int (*agent_checkpoint_cb)(void *user, const char *workspace_root, const char *session_id,
                                    const char *tool_call_id, char **checkpoint_id, char **err);
@@ -349,7 +349,11 @@ typedef struct agent_session_opts {
                                     better with fewer) */
   agent_event_cb on_event;
   agent_permission_cb request_permission;  /* NULL in ask mode = every request rejected */
-  agent_checkpoint_cb checkpoint;          /* NULL = no checkpoints */
+  agent_checkpoint_cb checkpoint;          /* NULL = the tools' own checkpoint (a snapshot
+                                              of the working tree under refs/qcoder/) when
+                                              the tools provide one */
+  int no_checkpoints;            /* take none at all */
+  int no_repo_map;               /* leave the repo map out of the system prompt */
   void *user;                    /* passed to the three callbacks */
 } agent_session_opts;
 

@@ -211,6 +211,33 @@ static int session_setup(agent_session *s, char **errmsg) {
   return rc;
 }
 
+#ifdef QCODER_HAVE_TOOL_REPOMAP
+static size_t count_for_map(void *user, const char *text, size_t len) {
+  agent_session *s = user;
+  long n = s->backend->ops->count_tokens(s->backend, text, len);
+  return n > 0 ? (size_t)n : 0;
+}
+#endif
+
+/* The repo map for the system prompt, or NULL (none available, or it failed: logged). */
+static char *repo_map(agent_session *s) {
+#ifdef QCODER_HAVE_TOOL_REPOMAP
+  tool_repomap *m = NULL;
+  char *err = NULL;
+  if (tool_repomap_create(s->cwd, &m, &err) != TOOL_OK) {
+    qc_info("session %s: no repo map: %s", s->id, err ? err : "?");
+    free(err);
+    return NULL;
+  }
+  char *text = tool_repomap_render(m, NULL, 0, AGENT__REPOMAP_TOKENS, count_for_map, s);
+  tool_repomap_free(m);
+  return text;
+#else
+  (void)s;
+  return NULL;
+#endif
+}
+
 int agent_session_new(const agent_session_opts *o, agent_session **out, char **errmsg) {
   *out = NULL;
   if (errmsg) *errmsg = NULL;
@@ -233,7 +260,9 @@ int agent_session_new(const agent_session_opts *o, agent_session **out, char **e
   agent__new_id(s->id, sizeof s->id);
   int rc = session_setup(s, errmsg);
   if (rc) goto fail;
-  char *sys = s->system_prompt ? strdup(s->system_prompt) : agent__system_prompt(s->cwd, s->system_append);
+  char *map = s->system_prompt || o->no_repo_map ? NULL : repo_map(s);
+  char *sys = s->system_prompt ? strdup(s->system_prompt) : agent__system_prompt(s->cwd, map, s->system_append);
+  free(map);
   if (!sys) {
     rc = AGENT_ENOMEM;
     goto fail;
@@ -611,6 +640,24 @@ static char *bounded_text(const char *prefix, const char *text) {
   return qc_asprintf("%s%s", prefix ? prefix : "", t);
 }
 
+/* A checkpoint before a mutating step: the session's hook, else the tools' own. Returns 0
+ * with *id, or nonzero with *err; 1 with neither when there is no way to take one. */
+static int checkpoint(agent_session *s, const agent__call *c, char **id, char **err) {
+  if (s->opts.checkpoint) return s->opts.checkpoint(s->opts.user, s->cwd, s->id, c->id, id, err);
+#ifdef QCODER_HAVE_TOOL_CHECKPOINT
+  char *msg = qc_asprintf("qcoder session %s: before %s (%s)", s->id, c->name, c->id);
+  int rc = tool_checkpoint_create(s->ws, msg ? msg : "qcoder checkpoint", id, err);
+  free(msg);
+  return rc == TOOL_OK ? 0 : 1;
+#else
+  (void)s;
+  (void)c;
+  (void)id;
+  (void)err;
+  return 1;
+#endif
+}
+
 /* Run one call and append its result message. */
 static run_status run_call(agent_session *s, agent__call *c, int cancelled_already) {
   if (!c->id) {
@@ -653,12 +700,12 @@ static run_status run_call(agent_session *s, agent__call *c, int cancelled_alrea
       text = qc_asprintf("The user denied this action: %s was not run. Do not retry it as is; ask the user or try "
                          "another way.", c->name);
     } else {
-      if ((m.flags & TOOL_F_MUTATES) && s->opts.checkpoint) {
+      if ((m.flags & TOOL_F_MUTATES) && !s->opts.no_checkpoints) {
         char *ck = NULL, *err = NULL;
-        if (s->opts.checkpoint(s->opts.user, s->cwd, s->id, c->id, &ck, &err) == 0 && ck) {
+        if (checkpoint(s, c, &ck, &err) == 0 && ck) {
           if (s->store) agent__store_checkpoint(s->store, s->id, ck, c->id);
-        } else {
-          qc_warn("session %s: checkpoint before %s failed: %s", s->id, c->name, err ? err : "?");
+        } else if (err) {
+          qc_warn("session %s: checkpoint before %s failed: %s", s->id, c->name, err);
         }
         free(ck);
         free(err);

@@ -6,7 +6,8 @@
  * starts, and never changes afterwards (changing it would throw the cache away every turn).
  * It holds: the role and the workspace root, the rules that make edits apply and changes
  * verified, the project's own instructions from AGENTS.md and QWEN.md at the workspace
- * root (bounded), and a repo map when the tools provide one.
+ * root (bounded), and a repo map (tool_repomap_*, within AGENT__REPOMAP_TOKENS) when the
+ * tools provide one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +54,7 @@ static char *project_doc(const char *root, const char *name) {
   return clean;
 }
 
-char *agent__system_prompt(const char *root, const char *append) {
+char *agent__system_prompt(const char *root, const char *repo_map, const char *append) {
   qc_buf b;
   qc_buf_init(&b, 0);
   qc_buf_puts(&b, k_role);
@@ -68,6 +69,8 @@ char *agent__system_prompt(const char *root, const char *append) {
     qc_buf_printf(&b, "\n\n# Project instructions (%s)\n\n%s", docs[i], d);
     free(d);
   }
+  if (repo_map && *repo_map)
+    qc_buf_printf(&b, "\n\n# Repository map (the most referenced definitions, by file)\n\n%s", repo_map);
   if (append && *append) qc_buf_printf(&b, "\n\n%s", append);
   return qc_buf_detach(&b, NULL);
 }

@@ -79,8 +79,9 @@ long agent__reply_reserve(agent_session *s);
  * AGENT_ECANCELLED when cancelled during the summary. */
 int agent__context_fit(agent_session *s, qc_buf *prompt, long *tokens, char **errmsg);
 
-/* The built-in system prompt for a workspace (malloc'd). */
-char *agent__system_prompt(const char *root, const char *append);
+/* The built-in system prompt for a workspace (malloc'd): rules, AGENTS.md / QWEN.md,
+ * the repo map when given, the appended text. */
+char *agent__system_prompt(const char *root, const char *repo_map, const char *append);
 
 /* The plan tool's schema (OpenAI-style, new reference). */
 json_t *agent__plan_tool_schema(void);

@@ -699,4 +699,60 @@ TEST(context_overflow_elides_then_summarises) {
   free(repo);
 }
 
+TEST(checkpoints_before_edits_and_the_repo_map) {
+#if !defined(QCODER_HAVE_TOOL_CHECKPOINT) || !defined(QCODER_HAVE_TOOL_REPOMAP)
+  SKIP("the tools provide no checkpoints or repo map in this tree");
+#else
+  char *repo = make_repo();
+  char p[4200];
+  snprintf(p, sizeof p, "%s/lib.c", repo);
+  ASSERT_EQ_INT(qct_write_file(p, "int helper_function(int x) { return x * 2; }\n"), 0);
+  snprintf(p, sizeof p, "%s/main.c", repo);
+  ASSERT_EQ_INT(qct_write_file(p, "int helper_function(int x);\nint main(void) { return helper_function(1); }\n"), 0);
+  const char *replies[] = {
+      CALL1("read_file", "path", "add.sh"),
+      "<tool_call>\n<function=edit_file>\n<parameter=path>\nadd.sh\n</parameter>\n<parameter=old_string>\n$1 - $2\n"
+      "</parameter>\n<parameter=new_string>\n$1 + $2\n</parameter>\n</function>\n</tool_call>",
+      "done", NULL};
+  char *script = make_script(repo, replies);
+  agent_backend *b = open_script(script, 0);
+  char *dbp = qc_path_join(repo, ".sessions.db");
+  agent_store *st;
+  ASSERT_EQ_INT(agent_store_open(dbp, &st, NULL), AGENT_OK);
+  rec r;
+  rec_init(&r);
+  agent_session *s = new_session(repo, b, AGENT_MODE_AUTO_EDIT, &r, st);
+  json_t *msgs = agent_session_messages(s);
+  const char *sys = json_string_value(json_object_get(json_array_get(msgs, 0), "content"));
+  ASSERT_CONTAINS(sys, "# Repository map");
+  ASSERT_CONTAINS(sys, "helper_function");
+  json_decref(msgs);
+  agent_run_result res;
+  ASSERT_EQ_INT(agent_run(s, "fix add", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  agent_run_result_release(&res);
+  /* the checkpoint taken before the edit holds the old file */
+  tool_ws *ws = NULL;
+  tool_ws_opts wo = {.sandbox = TOOL_SANDBOX_PREFER};
+  ASSERT_EQ_INT(tool_ws_open(repo, &wo, &ws, NULL), TOOL_OK);
+  json_t *list = NULL;
+  char *err = NULL;
+  ASSERT_EQ_INT(tool_checkpoint_list(ws, &list, &err), TOOL_OK);
+  ASSERT_EQ_INT(json_array_size(list), 1);
+  char *patch = NULL;
+  ASSERT_EQ_INT(tool_checkpoint_diff(ws, "latest", &patch, NULL, &err), TOOL_OK);
+  ASSERT_CONTAINS(patch, "-  echo $(( $1 - $2 ))");
+  free(patch);
+  json_decref(list);
+  tool_ws_close(ws);
+  agent_session_free(s);
+  agent_store_close(st);
+  free(dbp);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+  free(repo);
+#endif
+}
+
 QC_TEST_MAIN
