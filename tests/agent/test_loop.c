@@ -734,9 +734,9 @@ TEST(checkpoints_before_edits_and_the_repo_map) {
   /* the checkpoint taken before the edit holds the old file */
   tool_ws *ws = NULL;
   tool_ws_opts wo = {.sandbox = TOOL_SANDBOX_PREFER};
-  ASSERT_EQ_INT(tool_ws_open(repo, &wo, &ws, NULL), TOOL_OK);
-  json_t *list = NULL;
   char *err = NULL;
+  ASSERT_EQ_INT(tool_ws_open(repo, &wo, &ws, &err), TOOL_OK);
+  json_t *list = NULL;
   ASSERT_EQ_INT(tool_checkpoint_list(ws, &list, &err), TOOL_OK);
   ASSERT_EQ_INT(json_array_size(list), 1);
   char *patch = NULL;
