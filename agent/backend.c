@@ -157,7 +157,7 @@ int agent_backend_complete(agent_backend *b, const char *prompt, const agent_com
     res.error = NULL;
   }
   agent__gen_res_release(&res);
-  if (rc && !(rc == AGENT_OK)) {
+  if (rc) {
     qc_buf_release(&c.out);
     return rc;
   }
