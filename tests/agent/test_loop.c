@@ -9,6 +9,7 @@
 
 #include "agent/agent.h"
 #include "common/common.h"
+#include "mock_http.h"
 #include "tests/test.h"
 
 /* ---- fixtures ------------------------------------------------------------------------ */
@@ -696,6 +697,89 @@ TEST(context_overflow_elides_then_summarises) {
   agent_backend_close(b);
   rec_release(&r);
   free(script);
+  free(repo);
+}
+
+static agent_backend *open_mock(int port, agent_remote_api api) {
+  agent_backend_opts o;
+  agent_backend_opts_init(&o);
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+  o.spec = url;
+  o.api = api;
+  o.model_name = "qwen3-coder";
+  agent_backend *b = NULL;
+  ASSERT_EQ_INT(agent_backend_open(&o, &b, NULL), AGENT_OK);
+  return b;
+}
+
+TEST(a_remote_server_drives_the_loop_both_ways) {
+  char *repo = make_repo();
+  /* chat API: the server parsed the call (native tool_calls) */
+  mock_server m = {0};
+  m.resp[0] = (mock_resp){.status = 200, .pieces = {
+      "data: {\"choices\":[{\"delta\":{\"content\":\"Reading.\"}}]}\n\n",
+      "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"srv-call-1\",\"function\":"
+      "{\"name\":\"read_file\",\"arguments\":\"{\\\"path\\\": \\\"add.sh\\\"}\"}}]},\"finish_reason\":\"tool_calls\"}]}\n\n",
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":900,\"completion_tokens\":20}}\n\n", "data: [DONE]\n\n"}};
+  m.resp[1] = (mock_resp){.status = 200, .pieces = {
+      "data: {\"choices\":[{\"delta\":{\"content\":\"It subtracts.\"},\"finish_reason\":\"stop\"}]}\n\n", "data: [DONE]\n\n"}};
+  m.n_resp = 2;
+  mock_start(&m);
+  agent_backend *b = open_mock(m.port, AGENT_REMOTE_CHAT);
+  rec r;
+  rec_init(&r);
+  agent_session *s = new_session(repo, b, AGENT_MODE_ASK, &r, NULL);
+  agent_run_result res;
+  ASSERT_EQ_INT(agent_run(s, "what does add do?", &res), AGENT_OK);
+  ASSERT_MSG(res.stop == AGENT_STOP_END_TURN, "%s: %s", agent_stop_name(res.stop), res.error ? res.error : "");
+  ASSERT_STR_EQ(r.text.data, "Reading.It subtracts.");
+  ASSERT_EQ_INT(m.n_req, 2);
+  /* the second request carries the call with the server's id and its result */
+  json_t *body = json_loads(m.req[1].body, 0, NULL);
+  json_t *msgs = json_object_get(body, "messages");
+  ASSERT_EQ_INT(json_array_size(msgs), 4);
+  json_t *call = json_array_get(json_object_get(json_array_get(msgs, 2), "tool_calls"), 0);
+  ASSERT_STR_EQ(json_string_value(json_object_get(call, "id")), "srv-call-1");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(call, "function"), "arguments")), "{\"path\":\"add.sh\"}");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(msgs, 3), "tool_call_id")), "srv-call-1");
+  ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(msgs, 3), "content")), "$1 - $2");
+  ASSERT(json_array_size(json_object_get(body, "tools")) > 5);
+  json_decref(body);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  mock_stop(&m);
+  rec_release(&r);
+
+  /* completions API: our prompt, our parser */
+  mock_server m2 = {0};
+  m2.resp[0] = (mock_resp){.status = 200, .pieces = {
+      "data: {\"choices\":[{\"text\":\"<tool_call>\\n<function=read_file>\\n<parameter=path>\\nadd.sh\\n\"}]}\n\n",
+      "data: {\"choices\":[{\"text\":\"</parameter>\\n</function>\\n</tool_call>\",\"finish_reason\":\"stop\"}]}\n\n",
+      "data: [DONE]\n\n"}};
+  m2.resp[1] = (mock_resp){.status = 200, .pieces = {"data: {\"choices\":[{\"text\":\"Done.\"}]}\n\n", "data: [DONE]\n\n"}};
+  m2.n_resp = 2;
+  mock_start(&m2);
+  b = open_mock(m2.port, AGENT_REMOTE_COMPLETIONS);
+  rec_init(&r);
+  s = new_session(repo, b, AGENT_MODE_ASK, &r, NULL);
+  ASSERT_EQ_INT(agent_run(s, "what does add do?", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  body = json_loads(m2.req[1].body, 0, NULL);
+  char *want = agent_session_render(s);
+  /* the second prompt is the rendered conversation up to the tool result */
+  const char *sent = json_string_value(json_object_get(body, "prompt"));
+  ASSERT(sent && qc_str_has_prefix(want, "<|im_start|>system\n"));
+  ASSERT_CONTAINS(sent, "<tool_response>\n     1\tadd() {");
+  ASSERT(qc_str_has_suffix(sent, "</tool_response>\n<|im_end|>\n<|im_start|>assistant\n"));
+  free(want);
+  json_decref(body);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  mock_stop(&m2);
+  rec_release(&r);
   free(repo);
 }
 
