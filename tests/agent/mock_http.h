@@ -127,7 +127,7 @@ static void mock_stop(mock_server *m) {
 }
 
 /* A port nothing listens on. */
-static int closed_port(void) {
+__attribute__((unused)) static int closed_port(void) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   bind(fd, (struct sockaddr *)&a, sizeof a);
