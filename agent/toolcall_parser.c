@@ -104,7 +104,7 @@ struct agent__tcp {
   size_t func_start, name_off, name_len;
   int name_bad;
   param_span params[AGENT__TCP_MAX_PARAMS];
-  int n_params, too_many_params;
+  int n_params, too_many_params, bad_param;
   /* current value */
   size_t val_start, scan, pname_off, pname_len;
   int depth;
@@ -591,6 +591,7 @@ static void emit_call(agent__tcp *p, size_t end, unsigned flags) {
       free(pname);
     }
     if (p->too_many_params) add_error(&errs, "too many parameters");
+    if (p->bad_param) add_error(&errs, "a <parameter=NAME> tag has a malformed name");
     check_call(p->tools, c->name, c->args, &errs);
   }
   if (p->truncated && (flags & AGENT__CALL_UNCLOSED))
@@ -605,6 +606,7 @@ static void emit_call(agent__tcp *p, size_t end, unsigned flags) {
 out:
   p->n_params = 0;
   p->too_many_params = 0;
+  p->bad_param = 0;
   p->name_bad = 0;
   p->funcs_in_block++;
 }
@@ -1036,7 +1038,8 @@ static void step(agent__tcp *p) {
           p->st = S_PVALUE;
           continue;
         }
-        p->pos = q + 1; /* not a parameter after all: stray text */
+        p->bad_param = 1; /* reported with the call, never dropped silently */
+        p->pos = q + 1;
         continue;
       }
       if (r == MORE) return;

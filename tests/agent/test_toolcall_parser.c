@@ -293,6 +293,12 @@ TEST(errors_the_model_sees) {
   ASSERT_EQ_INT(o.n_calls, 1);
   ASSERT_CONTAINS(o.calls.data, "malformed function name");
   outcome_release(&o);
+  parse_checked("<tool_call>\n<function=read_file>\n<parameter=li mit>\n3\n</parameter>\n<parameter=path>\na\n"
+                "</parameter>\n</function>\n</tool_call>", 0, &o);
+  ASSERT_EQ_INT(o.n_calls, 1);
+  ASSERT_CONTAINS(o.calls.data, "malformed name");
+  ASSERT_CONTAINS(o.calls.data, "{\"path\":\"a\"}");
+  outcome_release(&o);
   parse_checked("<tool_call>\n", 0, &o);
   ASSERT_EQ_INT(o.n_calls, 1);
   outcome_release(&o);
