@@ -30,20 +30,11 @@
 #include <time.h>
 
 #include "agent/backend.h"
+#include "agent/limits.h"
 #include "common/common.h"
 #ifdef QCODER_HAVE_ENGINE
 #include "engine/engine.h"
 #endif
-
-enum {
-  REMOTE_ERRBODY_MAX = 8 * 1024,        /* error response kept for the message */
-  REMOTE_LINE_MAX = 16 << 20,           /* one SSE line (a chunk of JSON) */
-  REMOTE_BODY_MAX = 32 << 20,           /* a non-streamed JSON answer */
-  REMOTE_POLL_MS = 50,                  /* cancel / idle-timeout granularity */
-  REMOTE_BACKOFF_MAX_MS = 30000,        /* longest wait between attempts */
-  REMOTE_RETRY_AFTER_MAX_S = 60,        /* a server asking for longer is not waited for */
-  REMOTE_MAX_NATIVE_CALLS = 64,
-};
 
 typedef struct remote {
   char *base;      /* scheme://host[:port][/prefix] without a trailing /v1 */
@@ -79,7 +70,7 @@ typedef struct xfer {
   char *stream_error;       /* an error object inside the stream */
   char finish[32];
   long n_prompt, n_completion, n_cached;
-  native_call calls[REMOTE_MAX_NATIVE_CALLS];
+  native_call calls[AGENT__REMOTE_MAX_NATIVE_CALLS];
   int n_calls;
   uint64_t last_data_ms;
   long retry_after_s;
@@ -90,13 +81,13 @@ static void xfer_init(xfer *x, const agent__gen_req *req, int chat) {
   x->req = req;
   x->chat = chat;
   x->n_prompt = x->n_completion = x->n_cached = -1;
-  qc_buf_init(&x->line, REMOTE_LINE_MAX);
-  qc_buf_init(&x->errbody, REMOTE_ERRBODY_MAX);
-  qc_buf_init(&x->body, REMOTE_BODY_MAX);
-  for (int i = 0; i < REMOTE_MAX_NATIVE_CALLS; i++) {
+  qc_buf_init(&x->line, AGENT__REMOTE_LINE_MAX);
+  qc_buf_init(&x->errbody, AGENT__REMOTE_ERRBODY_MAX);
+  qc_buf_init(&x->body, AGENT__REMOTE_BODY_MAX);
+  for (int i = 0; i < AGENT__REMOTE_MAX_NATIVE_CALLS; i++) {
     qc_buf_init(&x->calls[i].id, 4096);
     qc_buf_init(&x->calls[i].name, 4096);
-    qc_buf_init(&x->calls[i].args, 4u << 20);
+    qc_buf_init(&x->calls[i].args, AGENT__REMOTE_NATIVE_ARGS_MAX);
   }
 }
 
@@ -104,7 +95,7 @@ static void xfer_release(xfer *x) {
   qc_buf_release(&x->line);
   qc_buf_release(&x->errbody);
   qc_buf_release(&x->body);
-  for (int i = 0; i < REMOTE_MAX_NATIVE_CALLS; i++) {
+  for (int i = 0; i < AGENT__REMOTE_MAX_NATIVE_CALLS; i++) {
     qc_buf_release(&x->calls[i].id);
     qc_buf_release(&x->calls[i].name);
     qc_buf_release(&x->calls[i].args);
@@ -156,7 +147,7 @@ static void on_chunk(xfer *x, json_t *o) {
   json_array_foreach(json_object_get(d, "tool_calls"), i, tc) {
     json_t *ix = json_object_get(tc, "index");
     long idx = json_is_integer(ix) ? (long)json_integer_value(ix) : (long)i;
-    if (idx < 0 || idx >= REMOTE_MAX_NATIVE_CALLS) continue;
+    if (idx < 0 || idx >= AGENT__REMOTE_MAX_NATIVE_CALLS) continue;
     native_call *nc = &x->calls[idx];
     nc->used = 1;
     if (idx + 1 > x->n_calls) x->n_calls = (int)idx + 1;
@@ -213,7 +204,7 @@ static size_t write_cb(char *p, size_t size, size_t nmemb, void *user) {
       on_line(x, x->line.data, x->line.len);
       qc_buf_reset(&x->line);
     } else if (qc_buf_putc(&x->line, p[i]) != QC_OK) {
-      return 0; /* a line beyond REMOTE_LINE_MAX: abort */
+      return 0; /* a line beyond AGENT__REMOTE_LINE_MAX: abort */
     }
   }
   return n;
@@ -356,7 +347,7 @@ static attempt_result attempt(agent__bind *bd, const char *url, const char *body
       idle_timeout = 1;
       break;
     }
-    curl_multi_poll(m, NULL, 0, REMOTE_POLL_MS, NULL);
+    curl_multi_poll(m, NULL, 0, AGENT__REMOTE_POLL_MS, NULL);
   }
   pthread_mutex_lock(&bd->mu);
   bd->active = NULL;
@@ -527,8 +518,8 @@ static int r_generate(agent__bind *bd, const agent__gen_req *req, agent__gen_res
       res->finish = AGENT__FIN_CANCELLED;
     } else if (ar == ATTEMPT_RETRY && a < max_attempts) {
       long wait = backoff;
-      if (x.retry_after_s > 0 && x.retry_after_s <= REMOTE_RETRY_AFTER_MAX_S) wait = x.retry_after_s * 1000;
-      if (wait > REMOTE_BACKOFF_MAX_MS) wait = REMOTE_BACKOFF_MAX_MS;
+      if (x.retry_after_s > 0 && x.retry_after_s <= AGENT__REMOTE_RETRY_AFTER_MAX_S) wait = x.retry_after_s * 1000;
+      if (wait > AGENT__REMOTE_BACKOFF_MAX_MS) wait = AGENT__REMOTE_BACKOFF_MAX_MS;
       qc_info("remote: attempt %d of %d failed (%s); retrying in %ld ms", a, max_attempts, res->error, wait);
       xfer_release(&x);
       backoff *= 2;

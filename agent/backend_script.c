@@ -19,9 +19,8 @@
 #include <time.h>
 
 #include "agent/backend.h"
+#include "agent/limits.h"
 #include "common/common.h"
-
-enum { SCRIPT_MAX_BYTES = 64 << 20 };  /* a test fixture, not a corpus */
 
 typedef struct script {
   json_t *entries;
@@ -133,7 +132,7 @@ int agent__script_open(agent_backend *b, char **errmsg) {
   const char *path = b->opts.spec + strlen("script:");
   char *data = NULL;
   size_t len = 0;
-  int r = qc_read_file(path, SCRIPT_MAX_BYTES, &data, &len);
+  int r = qc_read_file(path, AGENT__SCRIPT_MAX_BYTES, &data, &len);
   if (r != QC_OK) {
     if (errmsg) *errmsg = qc_asprintf("cannot read the script %s: %s", path, qc_strerror(r));
     return AGENT_ESPEC;

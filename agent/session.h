@@ -7,22 +7,8 @@
 
 #include "agent/agent.h"
 #include "agent/backend.h"
+#include "agent/limits.h"
 #include "common/common.h"
-
-/* Limits of the loop, each with its reason. */
-enum {
-  AGENT__DEFAULT_MAX_STEPS = 50,          /* model calls per run: long tasks fit, loops end */
-  AGENT__PROJECT_DOC_MAX = 16 * 1024,     /* AGENTS.md / QWEN.md bytes in the system prompt */
-  AGENT__REPOMAP_TOKENS = 1024,           /* repo map budget in the system prompt */
-  AGENT__LIVE_OUTPUT_TAIL = 8 * 1024,     /* command output shown live to the editor */
-  AGENT__LIVE_OUTPUT_MS = 250,            /* at most one live-output update per 250 ms */
-  AGENT__TOOL_TEXT_MAX = 256 * 1024,      /* a tool result as the model reads it */
-  AGENT__SUMMARY_MSG_MAX = 2000,          /* bytes of one message in a summarisation transcript */
-  AGENT__SUMMARY_MAX_TOKENS = 2048,       /* the summary's own length */
-  AGENT__KEEP_TOOL_OUTPUTS = 3,           /* newest tool outputs never elided */
-  AGENT__ELIDE_MIN_BYTES = 200,           /* smaller outputs are not worth a stub */
-  AGENT__EXTRA_TOOLS_MAX = 256,           /* session tools (MCP servers offer many) */
-};
 
 typedef struct agent__extra_tool {
   char *name;

@@ -36,11 +36,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/limits.h"
 #include "common/common.h"
-
-enum {
-  STORE_BUSY_TIMEOUT_MS = 5000,  /* another process holding the write lock */
-};
 
 struct agent_store {
   sqlite3 *db;
@@ -125,7 +122,7 @@ int agent_store_open(const char *path, agent_store **out, char **errmsg) {
     rc = AGENT_ESTORE;
     goto fail;
   }
-  sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+  sqlite3_busy_timeout(st->db, AGENT__STORE_BUSY_MS);
   if ((rc = exec_sql(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;", errmsg)))
     goto fail;
   if ((rc = exec_sql(st, k_schema, errmsg))) goto fail;

@@ -46,7 +46,7 @@
  * types or when the schema allows null. Where vLLM silently degrades (a non-number for an
  * integer, "yes" for a boolean) this parser reports an error the model can fix.
  *
- * BOUNDS. AGENT__TCP_MAX_* in toolcall_parser.h: a call larger than 1 MiB is reported as an
+ * BOUNDS. AGENT__TCP_MAX_* in limits.h: a call larger than 1 MiB is reported as an
  * error and skipped to its `</tool_call>`; names and parameter counts are capped.
  */
 #include "agent/toolcall_parser.h"
@@ -68,9 +68,6 @@ static const char T_FUNC_END[] = "</function>";
 static const char T_PARAM[] = "<parameter=";
 static const char T_PARAM_END[] = "</parameter>";
 #define LEN(lit) (sizeof(lit) - 1)
-
-/* Input is processed in slices so text never piles up in the buffer. */
-enum { FEED_SLICE = 64 * 1024 };
 
 typedef enum {
   S_TEXT,       /* prose */
@@ -1200,7 +1197,7 @@ agent__tcp *agent__tcp_new(const json_t *tools, const agent__tcp_cbs *cbs) {
   if (!p) return NULL;
   p->tools = tools;
   p->cbs = *cbs;
-  qc_buf_init(&p->buf, (size_t)AGENT__TCP_MAX_CALL_BYTES + FEED_SLICE + 64);
+  qc_buf_init(&p->buf, (size_t)AGENT__TCP_MAX_CALL_BYTES + AGENT__TCP_FEED_SLICE + 64);
   qc_buf_init(&p->held_ws, 4096);
   p->st = S_TEXT;
   return p;
@@ -1215,7 +1212,7 @@ void agent__tcp_free(agent__tcp *p) {
 
 int agent__tcp_feed(agent__tcp *p, const char *s, size_t n) {
   while (n && !p->oom) {
-    size_t k = n > FEED_SLICE ? FEED_SLICE : n;
+    size_t k = n > AGENT__TCP_FEED_SLICE ? AGENT__TCP_FEED_SLICE : n;
     if (qc_buf_append(&p->buf, s, k) != QC_OK) {
       p->oom = 1;
       break;

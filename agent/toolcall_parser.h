@@ -6,24 +6,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* Limits, each with its reason. */
-enum {
-  /* One call's text. A whole-file write is the largest legitimate call; 1 MiB is far above
-   * what a model writes in one reply (max_reply_tokens) and keeps memory bounded. */
-  AGENT__TCP_MAX_CALL_BYTES = 1 << 20,
-  /* Function and parameter names: identifiers, never paragraphs. */
-  AGENT__TCP_MAX_NAME = 128,
-  /* Parameters in one call: tool schemas have a handful. */
-  AGENT__TCP_MAX_PARAMS = 64,
-  /* Whitespace looked through after a closing tag to find the next structural tag. */
-  AGENT__TCP_MAX_WS_LOOKAHEAD = 256,
-  /* Calls in one reply: the ones beyond this are not run (each is reported as an error). */
-  AGENT__TCP_MAX_CALLS = 64,
-  /* Nesting accepted by the Python-literal reader for object/array values. */
-  AGENT__TCP_MAX_DEPTH = 64,
-  /* Raw text kept with a call for error messages. */
-  AGENT__TCP_RAW_EXCERPT = 2048,
-};
+#include "agent/limits.h"
 
 enum {
   AGENT__CALL_UNCLOSED = 1u << 0,   /* ended by the end of the stream, not by </function> */
