@@ -126,6 +126,7 @@
   X(NOT_RUNNING, "no qcoder daemon is answering on this socket")                         \
   X(SOCKET, "cannot use the socket path")                                                \
   X(TIMEOUT, "the daemon did not answer in time")                                        \
+  X(REMOTE, "the daemon answered with an error")                                         \
   X(PROTOCOL, "the daemon sent something that is not a JSON-RPC answer")
 
 enum {

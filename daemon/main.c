@@ -20,8 +20,46 @@ static const char usage_help[] =
     "\n"
     "List the commands, or print the full help of one command.\n";
 
+static const char usage_serve[] =
+    "usage: qcoder serve [--socket PATH | --stdio] [--idle-timeout SECONDS]\n"
+    "                    [--log-level LEVEL] [--log-file PATH] [--max-write-queue BYTES]\n"
+    "\n"
+    "Run the qcoder daemon: JSON-RPC 2.0 (Agent Client Protocol methods and _qcoder/*) on a\n"
+    "Unix socket, or on stdin/stdout with --stdio. Each connection may use newline-delimited\n"
+    "JSON (ACP) or Content-Length framing (LSP); the first bytes decide.\n"
+    "\n"
+    "  --socket PATH          socket to listen on (default $XDG_RUNTIME_DIR/qcoder/qcoder.sock,\n"
+    "                         else /tmp/qcoder-$UID/qcoder.sock; $QCODER_RUNTIME_DIR overrides\n"
+    "                         the directory). One daemon per socket: a second one exits 1.\n"
+    "  --stdio                serve stdin/stdout as one connection (stdout: protocol only;\n"
+    "                         logs go to stderr unless --log-file); exit when stdin closes\n"
+    "  --idle-timeout SECONDS exit after this long with no connection (default 0 = never;\n"
+    "                         daemons started automatically by clients use 1800)\n"
+    "  --log-level LEVEL      error, warn, info (default), debug or trace\n"
+    "  --log-file PATH        log here (default: daemon.log in the state directory,\n"
+    "                         $XDG_STATE_HOME/qcoder or ~/.local/state/qcoder)\n"
+    "  --max-write-queue BYTES  drop a client that leaves this much unread (default 65 MiB)\n"
+    "\n"
+    "SIGINT/SIGTERM shut down gracefully: open requests are cancelled and answered,\n"
+    "connections flushed, socket and lock file removed, exit status 0.\n";
+
+static const char usage_status[] =
+    "usage: qcoder status [--socket PATH] [--json]\n"
+    "\n"
+    "Show the running daemon: pid, version, uptime, connections, model. Exit status 3\n"
+    "when no daemon answers on the socket. Never starts a daemon.\n";
+
+static const char usage_stop[] =
+    "usage: qcoder stop [--socket PATH]\n"
+    "\n"
+    "Ask the running daemon to shut down gracefully and wait until its socket is gone.\n"
+    "Exit status 3 when no daemon answers on the socket.\n";
+
 const qc_command qc_commands[] = {
     {"help", "show help for qcoder or one command", usage_help, cmd_help},
+    {"serve", "run the daemon (JSON-RPC on a Unix socket or stdio)", usage_serve, cmd_serve},
+    {"status", "show whether the daemon runs, and what it is doing", usage_status, cmd_status},
+    {"stop", "stop the running daemon", usage_stop, cmd_stop},
     {"version", "print version information", usage_version, cmd_version},
     {NULL, NULL, NULL, NULL},
 };
