@@ -158,7 +158,7 @@ int rpc_client_connect_auto(const char *socket_path, const rpc_autostart *opts, 
   qc_info("started a qcoder daemon on %s", abs_sock);
   fcntl(errp[0], F_SETFL, O_NONBLOCK);
 
-  char err[1024];
+  char err[1024] = "";
   size_t errlen = 0;
   int err_eof = 0;
   int wait_ms = opts->wait_ms ? opts->wait_ms : RPC_AUTOSTART_WAIT_MS;
@@ -200,6 +200,18 @@ int rpc_client_connect_auto(const char *socket_path, const rpc_autostart *opts, 
     }
     usleep((useconds_t)sleep_ms * 1000);
     if (sleep_ms < 50) sleep_ms *= 2;
+  }
+  /* Connected — maybe to a daemon someone else started. Wait until the one we started
+   * has settled (it is the daemon: "listening on"; or it lost the race and exited), so
+   * it cannot come up later, after the daemon we use has gone, and linger unasked. */
+  while (rc == QC_OK && !err_eof && !strstr(err, "listening on") && qc_now_ms() < deadline) {
+    struct pollfd pfd = {errp[0], POLLIN, 0};
+    if (poll(&pfd, 1, (int)(deadline - qc_now_ms())) <= 0) continue;
+    ssize_t n = read(errp[0], err + errlen, sizeof err - 1 - errlen);
+    if (n > 0) errlen += (size_t)n;
+    else if (n == 0 || (errno != EINTR && errno != EAGAIN)) err_eof = 1;
+    err[errlen] = '\0';
+    if (errlen == sizeof err - 1) break;
   }
   close(errp[0]);
   return rc;

@@ -778,15 +778,8 @@ void rpc_conn_fail_inflight(rpc_conn *c, int code, const char *message) {
 
 /* ---- closing ----------------------------------------------------------------------- */
 
-void rpc_conn_close(rpc_conn *c, int flush) {
-  if (c->closed) {
-    if (!flush && !c->io_closed) c->ops->close(c->io, 0);
-    return;
-  }
-  c->closed = 1;
-  rpc_conn_ref(c);
-  if (!c->io_closed) c->ops->close(c->io, flush);
-  /* outgoing requests: nobody will answer them now */
+/* Our requests that can no longer be answered (closed, or the peer stopped sending). */
+static void conn_fail_outgoing(rpc_conn *c) {
   while (c->outs) {
     rpc_out *o = c->outs;
     c->outs = o->next;
@@ -795,6 +788,17 @@ void rpc_conn_close(rpc_conn *c, int flush) {
     o->cb(c, NULL, &e, o->user);
     free(o);
   }
+}
+
+void rpc_conn_close(rpc_conn *c, int flush) {
+  if (c->closed) {
+    if (!flush && !c->io_closed) c->ops->close(c->io, 0);
+    return;
+  }
+  c->closed = 1;
+  rpc_conn_ref(c);
+  if (!c->io_closed) c->ops->close(c->io, flush);
+  conn_fail_outgoing(c);
   rpc_conn_cancel_all(c);
   while (c->hooks) {
     rpc_hook *h = c->hooks;
@@ -965,9 +969,16 @@ void rpc_conn_input_eof(rpc_conn *c) {
   }
   c->eof = 1;
   if (!c->closed) {
-    /* The peer is gone for input: stop its work, answer what is open, then close. */
-    if (c->ninflight == 0) rpc_conn_close(c, 1);
-    else rpc_conn_cancel_all(c);
+    /* The peer is gone for input: it cannot answer our requests any more; stop its
+     * work, answer what is open, then close. */
+    conn_fail_outgoing(c);
+    if (c->closed) {
+      /* a callback closed it */
+    } else if (c->ninflight == 0) {
+      rpc_conn_close(c, 1);
+    } else {
+      rpc_conn_cancel_all(c);
+    }
   }
   rpc_conn_unref(c);
 }

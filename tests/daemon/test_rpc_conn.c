@@ -543,6 +543,24 @@ TEST(eof_cancels_open_work_and_closes_after_the_last_answer) {
   rpc_methods_free(m);
 }
 
+TEST(eof_fails_our_pending_requests_so_waiting_handlers_finish) {
+  /* the peer stopped sending: it can never answer what we asked */
+  rpc_methods *m = test_methods();
+  mem_io io;
+  rpc_conn *c = mem_conn(&io, m, RPC_FRAMING_DETECT);
+  g_resp_calls = 0;
+  send_line(c, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\"}");
+  ASSERT(rpc_conn_request(c, "session/request_permission", NULL, on_response, NULL) > 0);
+  rpc_conn_input_eof(c);
+  ASSERT_EQ_INT(g_resp_calls, 1);
+  ASSERT_EQ_INT(g_resp_code, RPC_CONNECTION_CLOSED);
+  ASSERT(!rpc_conn_is_open(c)); /* nothing open: closed after flushing */
+  ASSERT_EQ_INT(io.closed_flush, 1);
+  rpc_conn_io_closed(c);
+  qc_buf_release(&io.out);
+  rpc_methods_free(m);
+}
+
 TEST(handler_may_close_its_connection) {
   rpc_methods *m = test_methods();
   mem_io io;
