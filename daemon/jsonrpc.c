@@ -688,6 +688,9 @@ static void req_answer(rpc_req *r, json_t *msg_steal) {
       qc_warn("conn %llu: answer to %s exceeds the message limit; sending an error instead",
               (unsigned long long)c->id, r->method);
       conn_send_error(c, r->id, RPC_INTERNAL_ERROR, "the result exceeds the 32 MiB message limit");
+    } else if (rc == QC_ENOMEM) {
+      qc_error("conn %llu: cannot serialise the answer to %s", (unsigned long long)c->id, r->method);
+      conn_send_error(c, r->id, RPC_INTERNAL_ERROR, "internal error: the answer could not be serialised");
     }
   } else {
     json_decref(msg_steal);

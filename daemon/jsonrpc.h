@@ -282,7 +282,10 @@ rpc_conn *rpc_conn_new(const rpc_conn_config *cfg);
 void rpc_conn_ref(rpc_conn *c);
 void rpc_conn_unref(rpc_conn *c);
 
-/* Transport side: bytes arrived; the peer finished sending (EOF); the transport is gone. */
+/* Transport side: bytes arrived; the peer finished sending (EOF); the transport is gone.
+ * On EOF a last newline-delimited message without its '\n' still counts; then our
+ * pending requests fail (the peer can no longer answer), open requests are cancelled
+ * (their hooks run), and the connection closes once the last answer is flushed. */
 void rpc_conn_input(rpc_conn *c, const char *data, size_t n);
 void rpc_conn_input_eof(rpc_conn *c);
 void rpc_conn_io_closed(rpc_conn *c);

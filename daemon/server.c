@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SRV_READ_BUF (64u << 10) /* one read; the framer copies what it keeps */
@@ -70,6 +71,8 @@ struct rpc_server {
   rpc_methods *methods;
   int state;
   uint64_t started_ms;
+  pthread_t loop_thread;          /* set by rpc_server_run */
+  int running;
 
   uv_pipe_t listener;
   int listening;                  /* listener initialised (needs closing) */
@@ -484,6 +487,163 @@ int rpc_server_post_notify(rpc_server *srv, uint64_t conn_id, const char *method
   return rc;
 }
 
+typedef struct srv_post_answer {
+  rpc_req *req;
+  json_t *result; /* answer with this result, or with the error below */
+  int code;
+  char message[];
+} srv_post_answer;
+
+static void post_answer_run(rpc_server *srv, void *user) {
+  (void)srv;
+  srv_post_answer *a = user;
+  if (a->code) rpc_req_error(a->req, a->code, a->message, NULL);
+  else rpc_req_reply(a->req, a->result);
+  free(a);
+}
+
+static int post_answer(rpc_server *srv, rpc_req *req, json_t *result_steal, int code, const char *message) {
+  size_t ml = message ? strlen(message) : 0;
+  srv_post_answer *a = malloc(sizeof *a + ml + 1);
+  if (!a) {
+    json_decref(result_steal);
+    return QC_ENOMEM;
+  }
+  a->req = req;
+  a->result = result_steal;
+  a->code = code;
+  memcpy(a->message, message ? message : "", ml + 1);
+  int rc = rpc_server_post(srv, post_answer_run, a);
+  if (rc) {
+    json_decref(result_steal);
+    free(a);
+  }
+  return rc;
+}
+
+int rpc_server_post_reply(rpc_server *srv, rpc_req *req, json_t *result_steal) {
+  return post_answer(srv, req, result_steal, 0, NULL);
+}
+
+int rpc_server_post_error(rpc_server *srv, rpc_req *req, int code, const char *message) {
+  return post_answer(srv, req, NULL, code ? code : RPC_INTERNAL_ERROR, message);
+}
+
+/* A blocking call from a worker: shared between the worker and the loop, freed by
+ * whichever lets go last (the worker may time out before the answer comes). */
+typedef struct srv_sync_call {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int refs;
+  int done;
+  int rc;
+  json_t *result;
+  int code;
+  char message[256];
+  uint64_t conn_id;
+  json_t *params;
+  char method[];
+} srv_sync_call;
+
+static void sync_call_unref(srv_sync_call *sc) {
+  pthread_mutex_lock(&sc->mu);
+  int last = --sc->refs == 0;
+  pthread_mutex_unlock(&sc->mu);
+  if (!last) return;
+  json_decref(sc->result);
+  json_decref(sc->params);
+  pthread_mutex_destroy(&sc->mu);
+  pthread_cond_destroy(&sc->cv);
+  free(sc);
+}
+
+static void sync_call_complete(srv_sync_call *sc, int rc, const json_t *result, int code, const char *message) {
+  pthread_mutex_lock(&sc->mu);
+  sc->done = 1;
+  sc->rc = rc;
+  sc->result = result ? json_incref((json_t *)result) : NULL;
+  sc->code = code;
+  snprintf(sc->message, sizeof sc->message, "%s", message ? message : "");
+  pthread_cond_signal(&sc->cv);
+  pthread_mutex_unlock(&sc->mu);
+  sync_call_unref(sc);
+}
+
+static void sync_call_answered(rpc_conn *c, const json_t *result, const rpc_error *err, void *user) {
+  (void)c;
+  if (result) sync_call_complete(user, QC_OK, result, 0, NULL);
+  else if (err->code == RPC_CONNECTION_CLOSED) sync_call_complete(user, RPC_ECLOSED, NULL, err->code, err->message);
+  else sync_call_complete(user, RPC_EREMOTE, NULL, err->code, err->message);
+}
+
+static void sync_call_send(rpc_server *srv, void *user) {
+  srv_sync_call *sc = user;
+  rpc_conn *c = rpc_server_find_conn(srv, sc->conn_id);
+  if (!c || !rpc_conn_is_open(c)) {
+    sync_call_complete(sc, RPC_ECLOSED, NULL, 0, "the connection is closed");
+    return;
+  }
+  json_t *params = sc->params;
+  sc->params = NULL;
+  int64_t id = rpc_conn_request(c, sc->method, params, sync_call_answered, sc);
+  if (id < 0) sync_call_complete(sc, (int)id, NULL, 0, rpc_strerror((int)id));
+}
+
+int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_t *params_steal, int timeout_ms,
+                    json_t **result, int *err_code, char *why, size_t why_len) {
+  *result = NULL;
+  if (err_code) *err_code = 0;
+  if (srv->running && pthread_equal(pthread_self(), srv->loop_thread)) {
+    json_decref(params_steal);
+    return QC_EINVAL; /* would wait for ourselves forever */
+  }
+  size_t ml = strlen(method);
+  srv_sync_call *sc = calloc(1, sizeof *sc + ml + 1);
+  if (!sc) {
+    json_decref(params_steal);
+    return QC_ENOMEM;
+  }
+  pthread_mutex_init(&sc->mu, NULL);
+  pthread_cond_init(&sc->cv, NULL);
+  sc->refs = 2; /* ours, and the loop side's until it completes */
+  sc->conn_id = conn_id;
+  sc->params = params_steal;
+  memcpy(sc->method, method, ml + 1);
+  if (rpc_server_post(srv, sync_call_send, sc) != QC_OK) {
+    sc->refs = 1;
+    sync_call_unref(sc);
+    return QC_ENOMEM;
+  }
+  struct timespec until;
+  if (timeout_ms >= 0) {
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+  }
+  int rc;
+  pthread_mutex_lock(&sc->mu);
+  while (!sc->done) {
+    if (timeout_ms < 0) pthread_cond_wait(&sc->cv, &sc->mu);
+    else if (pthread_cond_timedwait(&sc->cv, &sc->mu, &until) == ETIMEDOUT) break;
+  }
+  if (!sc->done) {
+    rc = RPC_ETIMEOUT;
+    if (why && why_len) snprintf(why, why_len, "%s: no answer within %d ms", method, timeout_ms);
+  } else {
+    rc = sc->rc;
+    if (rc == QC_OK) *result = json_incref(sc->result);
+    if (err_code) *err_code = sc->code;
+    if (rc != QC_OK && why && why_len) snprintf(why, why_len, "%s", sc->message);
+  }
+  pthread_mutex_unlock(&sc->mu);
+  sync_call_unref(sc);
+  return rc;
+}
+
 /* ---- lifecycle --------------------------------------------------------------------- */
 
 rpc_server *rpc_server_new(const rpc_server_opts *opts) {
@@ -544,8 +704,11 @@ int rpc_server_run(rpc_server *srv) {
     qc_error("nothing to serve: no socket and no connection");
     return 2;
   }
+  srv->loop_thread = pthread_self();
+  srv->running = 1;
   srv_progress(srv); /* arms the idle timer when nobody is connected yet */
   uv_run(srv->loop, UV_RUN_DEFAULT);
+  srv->running = 0;
   remove_socket_and_lock(srv);
   qc_info("daemon stopped");
   return 0;

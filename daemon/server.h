@@ -12,11 +12,13 @@
  *     typically inside a module's `xxx_register(rpc_server *)` listed once in
  *     cmd_serve.c. Handlers run on the loop thread and must never block it.
  *   - Deferred answers: keep the rpc_req from the handler; answer later on the loop
- *     thread (from a worker: rpc_server_post a function that answers).
- *   - Requests to the client: rpc_conn_request(conn, method, params, cb, user).
+ *     thread, or from a worker with rpc_server_post_reply / rpc_server_post_error.
+ *   - Requests to the client: rpc_conn_request(conn, method, params, cb, user) on the
+ *     loop thread; from a worker, rpc_server_call() blocks until the client answers
+ *     (or the connection closes, or a timeout).
  *   - Worker threads: rpc_server_post(srv, fn, user) runs fn on the loop thread (a
  *     locked queue plus uv_async); rpc_server_post_notify() sends a notification to a
- *     connection named by its id, from any thread.
+ *     connection named by its id (rpc_conn_id), from any thread.
  *   - Sessions: rpc_conn_on_close(conn, fn, user) to clean up; rpc_req_on_cancel for
  *     `$/cancel_request` / `$/cancelRequest` / connection loss / shutdown.
  *   - Status: rpc_server_set_model_hook() fills `model` in `_qcoder/status`;
@@ -38,6 +40,7 @@
 #ifndef QC_DAEMON_SERVER_H
 #define QC_DAEMON_SERVER_H
 
+#include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -89,9 +92,23 @@ typedef void (*rpc_post_fn)(rpc_server *srv, void *user);
 /* Run fn(srv, user) on the loop thread, in posting order. Safe from any thread until
  * rpc_server_free(); functions still queued at free time run then. QC_ENOMEM only. */
 int rpc_server_post(rpc_server *srv, rpc_post_fn fn, void *user);
-/* Send a notification (params stolen) to connection `conn_id` from any thread; dropped
- * silently if that connection has closed by then. */
+/* Send a notification (params stolen) to connection `conn_id` from any thread — how an
+ * agent run streams session/update; dropped silently if that connection has closed. */
 int rpc_server_post_notify(rpc_server *srv, uint64_t conn_id, const char *method, json_t *params_steal);
+
+/* Answer a request the handler kept (rpc_req_reply / rpc_req_error) from any thread:
+ * the answer is sent on the loop thread. The request must not be finished otherwise. */
+int rpc_server_post_reply(rpc_server *srv, rpc_req *req, json_t *result_steal);
+int rpc_server_post_error(rpc_server *srv, rpc_req *req, int code, const char *message);
+
+/* From a worker thread (never the loop thread: QC_EINVAL), send a request to connection
+ * `conn_id` and block until it is answered or timeout_ms passes (< 0: no limit) — how an
+ * agent run asks the editor for permission. QC_OK and *result (new reference);
+ * RPC_EREMOTE with *err_code and `why` when the client answered with an error;
+ * RPC_ECLOSED when the connection is gone or closes first (so shutdown never leaves a
+ * worker waiting); RPC_ETIMEOUT (a late answer is dropped). */
+int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_t *params_steal, int timeout_ms,
+                    json_t **result, int *err_code, char *why, size_t why_len);
 
 /* ---- loop-thread accessors --------------------------------------------------------- */
 

@@ -33,19 +33,13 @@ typedef struct work {
   uint64_t conn_id;
 } work;
 
-static void work_done(rpc_server *srv, void *user) {
-  (void)srv;
-  work *w = user;
-  rpc_req_reply(w->req, json_pack("{s:b}", "done", 1));
-  free(w);
-}
-
 static void *worker_main(void *p) {
   work *w = p;
   usleep(20000); /* "compute" off the loop */
   for (int i = 1; i <= 3; i++)
     rpc_server_post_notify(w->srv, w->conn_id, "work/progress", json_pack("{s:i}", "step", i));
-  rpc_server_post(w->srv, work_done, w);
+  rpc_server_post_reply(w->srv, w->req, json_pack("{s:b}", "done", 1));
+  free(w);
   return NULL;
 }
 
@@ -57,6 +51,54 @@ static void h_work(rpc_req *req, const json_t *params, void *user) {
   w->conn_id = rpc_conn_id(rpc_req_conn(req));
   int i = atomic_fetch_add(&n_workers, 1);
   pthread_create(&workers[i], NULL, worker_main, w);
+}
+
+/* An agent-run-like worker that blocks on asking the client, then answers. */
+typedef struct perm {
+  rpc_server *srv;
+  rpc_req *req;
+  uint64_t conn_id;
+  int timeout_ms;
+} perm;
+
+static _Atomic int last_call_rc;
+
+static void *perm_worker(void *p) {
+  perm *w = p;
+  json_t *res = NULL;
+  int code = 0;
+  char why[256] = "";
+  int rc = rpc_server_call(w->srv, w->conn_id, "session/request_permission",
+                           json_pack("{s:s}", "sessionId", "s1"), w->timeout_ms, &res, &code, why, sizeof why);
+  atomic_store(&last_call_rc, rc);
+  if (rc == QC_OK) {
+    rpc_server_post_reply(w->srv, w->req, json_pack("{s:O}", "outcome", json_object_get(res, "outcome")));
+  } else {
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s (%d): %s", rpc_strerror(rc), code, why);
+    rpc_server_post_error(w->srv, w->req, -32001, msg);
+  }
+  json_decref(res);
+  free(w);
+  return NULL;
+}
+
+static void h_permission(rpc_req *req, const json_t *params, void *user) {
+  perm *w = malloc(sizeof *w);
+  w->srv = user;
+  w->req = req;
+  w->conn_id = rpc_conn_id(rpc_req_conn(req));
+  w->timeout_ms = (int)json_integer_value(json_object_get(params, "timeout_ms"));
+  if (!w->timeout_ms) w->timeout_ms = -1;
+  /* from the loop thread a blocking call is refused, not a deadlock */
+  json_t *res = NULL;
+  if (rpc_server_call(w->srv, w->conn_id, "x", NULL, 10, &res, NULL, NULL, 0) != QC_EINVAL) {
+    rpc_req_error(req, -32002, "rpc_server_call on the loop thread was not refused", NULL);
+    free(w);
+    return;
+  }
+  int i = atomic_fetch_add(&n_workers, 1);
+  pthread_create(&workers[i], NULL, perm_worker, w);
 }
 
 static void on_close_hook(rpc_conn *c, void *user) {
@@ -147,6 +189,7 @@ static void fixture_start(fixture *f) {
   ASSERT_EQ_INT(rpc_register(f->srv, "wait_cancel", h_wait_cancel, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "stuck", h_stuck, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "echo", h_echo, f->srv), 0);
+  ASSERT_EQ_INT(rpc_register(f->srv, "permission", h_permission, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "echo", h_echo, f->srv), RPC_EDUPLICATE);
   long holder = 0;
   char why[256] = "";
@@ -290,6 +333,63 @@ TEST(shutdown_cancels_waits_then_answers_for_stuck_handlers) {
   rpc_framer_release(&fr);
   free(f.sock);
   free(f.dir);
+}
+
+TEST(worker_blocks_on_asking_the_client) {
+  fixture f;
+  fixture_start(&f);
+  int fd = qd_connect(f.sock);
+  rpc_framer fr;
+  rpc_framer_init(&fr, RPC_FRAMING_NDJSON, 0);
+  /* answered */
+  qd_send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"permission\"}\n");
+  json_t *q = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(q);
+  ASSERT_STR_EQ(json_string_value(json_object_get(q, "method")), "session/request_permission");
+  char *ans = qc_asprintf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"outcome\":{\"outcome\":\"selected\","
+                          "\"optionId\":\"allow\"}}}\n",
+                          (long long)json_integer_value(json_object_get(q, "id")));
+  json_decref(q);
+  qd_send_str(fd, ans);
+  free(ans);
+  json_t *r = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(r && json_integer_value(json_object_get(r, "id")) == 1);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(json_object_get(r, "result"), "outcome"), "optionId")),
+                "allow");
+  json_decref(r);
+  /* the client answers with an error */
+  qd_send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"permission\"}\n");
+  q = qd_read_msg(fd, &fr, 10000, NULL);
+  ans = qc_asprintf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"error\":{\"code\":-32000,\"message\":\"nope\"}}\n",
+                    (long long)json_integer_value(json_object_get(q, "id")));
+  json_decref(q);
+  qd_send_str(fd, ans);
+  free(ans);
+  r = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(r && qd_err_code(r) == -32001);
+  ASSERT_CONTAINS(qd_err_msg(r), "(-32000): nope");
+  json_decref(r);
+  /* the client never answers: the worker times out and still answers */
+  qd_send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"permission\",\"params\":{\"timeout_ms\":100}}\n");
+  q = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(q);
+  json_decref(q);
+  r = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(r && json_integer_value(json_object_get(r, "id")) == 3);
+  ASSERT_EQ_INT(atomic_load(&last_call_rc), RPC_ETIMEOUT);
+  json_decref(r);
+  /* the client hangs up while a worker waits with no time limit: it is released */
+  atomic_store(&last_call_rc, 0);
+  qd_send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"permission\"}\n");
+  q = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(q);
+  json_decref(q);
+  close(fd);
+  uint64_t t0 = qc_now_ms();
+  while (atomic_load(&last_call_rc) == 0 && qc_now_ms() - t0 < 10000) usleep(2000);
+  ASSERT_EQ_INT(atomic_load(&last_call_rc), RPC_ECLOSED);
+  rpc_framer_release(&fr);
+  fixture_stop(&f);
 }
 
 typedef struct poster {
