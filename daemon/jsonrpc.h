@@ -96,8 +96,9 @@
 #define RPC_MAX_WRITE_QUEUE_BYTES (2 * (size_t)RPC_MAX_MESSAGE_BYTES + (1u << 20))
 /* Simultaneous connections to one daemon; each costs a file descriptor. */
 #define RPC_MAX_CONNECTIONS 512
-/* On shutdown, how long handlers get to answer after their cancel hooks ran, and how
- * long peers get to take the last bytes, before the daemon closes anyway. */
+/* On shutdown, how long handlers get to answer after their cancel hooks ran; and, for
+ * any connection closing after its last answers, how long the peer gets to read them
+ * before the daemon closes anyway. */
 #define RPC_SHUTDOWN_GRACE_MS 2000
 #define RPC_SHUTDOWN_FLUSH_MS 2000
 

@@ -48,6 +48,8 @@ typedef struct srv_io {
   int handles_closing;            /* uv_close called on the handles */
   int open_handles;
   uv_shutdown_t shutdown_req;
+  uv_timer_t flush_timer;         /* bounds a flushing close (RPC_SHUTDOWN_FLUSH_MS) */
+  int flush_timer_live;
   struct srv_io *prev, *next;
 } srv_io;
 
@@ -133,9 +135,17 @@ static void on_io_handle_closed(uv_handle_t *h) {
 static void io_close_handles(srv_io *io) {
   if (io->handles_closing) return;
   io->handles_closing = 1;
-  io->open_handles = io->split ? 2 : 1;
+  io->open_handles = (io->split ? 2 : 1) + (io->flush_timer_live ? 1 : 0);
   uv_close(&io->in.h, on_io_handle_closed);
   if (io->split) uv_close(&io->out.h, on_io_handle_closed);
+  if (io->flush_timer_live) uv_close((uv_handle_t *)&io->flush_timer, on_io_handle_closed);
+}
+
+static void on_io_flush_timeout(uv_timer_t *t) {
+  srv_io *io = t->data;
+  qc_info("conn %llu: the peer did not take its last bytes within %d ms; closing",
+          io->conn ? (unsigned long long)rpc_conn_id(io->conn) : 0ull, RPC_SHUTDOWN_FLUSH_MS);
+  io_close_handles(io);
 }
 
 static void on_io_shutdown(uv_shutdown_t *req, int status) {
@@ -156,7 +166,15 @@ static void io_close(void *p, int flush) {
   uv_stream_t *out = io_out(io);
   if (flush && uv_is_writable(out)) {
     io->shutdown_req.data = io;
-    if (uv_shutdown(&io->shutdown_req, out, on_io_shutdown) == 0) return;
+    if (uv_shutdown(&io->shutdown_req, out, on_io_shutdown) == 0) {
+      /* a peer that never reads must not keep the connection half-open forever */
+      if (uv_timer_init(io->srv->loop, &io->flush_timer) == 0) {
+        io->flush_timer_live = 1;
+        io->flush_timer.data = io;
+        uv_timer_start(&io->flush_timer, on_io_flush_timeout, RPC_SHUTDOWN_FLUSH_MS, 0);
+      }
+      return;
+    }
   }
   io_close_handles(io);
 }

@@ -350,6 +350,45 @@ TEST(client_that_never_reads_is_dropped_without_stalling_others) {
   qd_free(&d);
 }
 
+TEST(half_closed_client_that_never_reads_is_closed_after_the_flush_limit) {
+  qd_daemon d;
+  qd_init(&d, "e2e-halfclose");
+  ASSERT(qd_start(&d, NULL) == 0);
+  /* ~1 MB of answers, more than the socket buffers hold, then "I am done sending" */
+  int lazy = qd_connect(d.sock);
+  qc_buf b;
+  qc_buf_init(&b, 0);
+  for (int i = 0; i < 20000; i++) qc_buf_printf(&b, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"_qcoder/ping\"}\n", i);
+  ASSERT_EQ_INT(qd_send(lazy, b.data, b.len), 0);
+  qc_buf_release(&b);
+  shutdown(lazy, SHUT_WR);
+  int fd = qd_connect(d.sock);
+  rpc_framer f;
+  rpc_framer_init(&f, RPC_FRAMING_NDJSON, 0);
+  uint64_t t0 = qc_now_ms();
+  long long conns = 0;
+  int id = 1;
+  do {
+    usleep(100000);
+    char line[96];
+    snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"_qcoder/status\"}", id++);
+    json_t *r = qd_call_line(fd, &f, line);
+    ASSERT(r);
+    conns = json_integer_value(json_object_get(json_object_get(r, "result"), "connections"));
+    json_decref(r);
+  } while (conns > 1 && qc_now_ms() - t0 < 15000);
+  ASSERT_MSG(conns == 1, "the half-closed, unread connection is still open after %llu ms",
+             (unsigned long long)(qc_now_ms() - t0));
+  ASSERT(log_contains(&d, "did not take its last bytes"));
+  close(lazy);
+  close(fd);
+  rpc_framer_release(&f);
+  kill(d.pid, SIGTERM);
+  ASSERT_EQ_INT(qd_wait_exit(d.pid, 10000), 0);
+  d.pid = 0;
+  qd_free(&d);
+}
+
 TEST(second_serve_is_refused_naming_the_pid) {
   qd_daemon d;
   qd_init(&d, "e2e-second");
