@@ -19,13 +19,6 @@
 
 #include "daemon/jsonrpc.h"
 
-/* Default idle timeout of a daemon started by rpc_client_connect_auto(): long enough
- * that an editor session's pauses (lunch) do not unload a model that takes a while to
- * page in again, short enough that a forgotten daemon gives its memory back. */
-#define RPC_AUTOSTART_IDLE_TIMEOUT_S 1800
-/* How long a client waits for an auto-started daemon to answer. */
-#define RPC_AUTOSTART_WAIT_MS 15000
-
 /* The socket to use: `override` when given, else qc_runtime_dir()/qcoder.sock. Malloc'd;
  * NULL when out of memory. */
 char *rpc_socket_path(const char *override);

@@ -11,10 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define STATUS_CALL_TIMEOUT_MS 5000
-/* RPC_SHUTDOWN_GRACE_MS + RPC_SHUTDOWN_FLUSH_MS is the daemon's worst case; wait longer. */
-#define STOP_WAIT_MS (RPC_SHUTDOWN_GRACE_MS + RPC_SHUTDOWN_FLUSH_MS + 10000)
-
 static int parse_common(const char *cmd, int argc, char **argv, const char **socket_opt, int *json, int allow_json) {
   for (int i = 1; i < argc; i++) {
     if (allow_json && strcmp(argv[i], "--json") == 0) {
@@ -68,7 +64,7 @@ int cmd_status(int argc, char **argv) {
     rc = 1;
     goto out;
   }
-  rc = rpc_client_call(fd, "_qcoder/status", NULL, STATUS_CALL_TIMEOUT_MS, &st, &err_code, why, sizeof why);
+  rc = rpc_client_call(fd, "_qcoder/status", NULL, RPC_CLIENT_CALL_TIMEOUT_MS, &st, &err_code, why, sizeof why);
   if (rc != QC_OK) {
     fprintf(stderr, "qcoder status: %s\n", why[0] ? why : rpc_strerror(rc));
     rc = 1;
@@ -128,7 +124,7 @@ int cmd_stop(int argc, char **argv) {
     rc = 1;
     goto out;
   }
-  rc = rpc_client_call(fd, "_qcoder/shutdown", NULL, STATUS_CALL_TIMEOUT_MS, &res, &err_code, why, sizeof why);
+  rc = rpc_client_call(fd, "_qcoder/shutdown", NULL, RPC_CLIENT_CALL_TIMEOUT_MS, &res, &err_code, why, sizeof why);
   if (rc != QC_OK) {
     fprintf(stderr, "qcoder stop: %s\n", why[0] ? why : rpc_strerror(rc));
     rc = 1;
@@ -137,9 +133,9 @@ int cmd_stop(int argc, char **argv) {
   long long pid = (long long)json_integer_value(json_object_get(res, "pid"));
   close(fd);
   fd = -1;
-  if (!rpc_client_wait_gone(sock, STOP_WAIT_MS)) {
+  if (!rpc_client_wait_gone(sock, RPC_STOP_WAIT_MS)) {
     fprintf(stderr, "qcoder stop: the daemon (pid %lld) is still shutting down after %d s\n", pid,
-            STOP_WAIT_MS / 1000);
+            RPC_STOP_WAIT_MS / 1000);
     rc = 1;
     goto out;
   }

@@ -101,6 +101,28 @@
  * before the daemon closes anyway. */
 #define RPC_SHUTDOWN_GRACE_MS 2000
 #define RPC_SHUTDOWN_FLUSH_MS 2000
+/* Bytes taken from a socket per read; the framer copies what it keeps, so one buffer
+ * serves every connection. */
+#define RPC_READ_CHUNK_BYTES (64u << 10)
+/* Pending connections the kernel queues for us: 100 clients connecting in the same
+ * instant must not be refused (the kernel caps it at net.core.somaxconn). */
+#define RPC_LISTEN_BACKLOG 256
+/* Taking the lock retries when the lock file is replaced under us by an exiting
+ * daemon; more than a few replacements in a row means something else is wrong. */
+#define RPC_LOCK_RETRIES 5
+/* How long a CLI command (`status`, `stop`) waits for one answer: the loop never
+ * blocks, so a daemon that takes longer is stuck. */
+#define RPC_CLIENT_CALL_TIMEOUT_MS 5000
+/* How long `qcoder stop` waits for the socket to go: the daemon's worst case
+ * (grace + flush) plus slack for a loaded machine. */
+#define RPC_STOP_WAIT_MS (RPC_SHUTDOWN_GRACE_MS + RPC_SHUTDOWN_FLUSH_MS + 10000)
+/* Idle timeout of a daemon started automatically by a client: long enough that a pause
+ * in an editor session does not unload a model that takes a while to page in again,
+ * short enough that a forgotten daemon gives its memory back. */
+#define RPC_AUTOSTART_IDLE_TIMEOUT_S 1800
+/* How long a client waits for an auto-started daemon to answer (loading nothing yet,
+ * it starts in milliseconds; this covers a machine under heavy load). */
+#define RPC_AUTOSTART_WAIT_MS 15000
 
 /* ---- error codes on the wire ------------------------------------------------------- */
 

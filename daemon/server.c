@@ -27,10 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SRV_READ_BUF (64u << 10) /* one read; the framer copies what it keeps */
-#define SRV_LISTEN_BACKLOG 256
-#define SRV_LOCK_RETRIES 5        /* lock file replaced under us: try again this often */
-
 enum { SRV_RUNNING = 0, SRV_STOPPING, SRV_CLOSING, SRV_DONE };
 
 typedef struct srv_io {
@@ -99,7 +95,7 @@ struct rpc_server {
   json_t *agent_caps;
   rpc_model_info_fn model_fn;
   void *model_user;
-  char readbuf[SRV_READ_BUF];
+  char readbuf[RPC_READ_CHUNK_BYTES];
 };
 
 static void srv_progress(rpc_server *srv);
@@ -787,7 +783,7 @@ static long read_lock_pid(int fd) {
  * path now: a daemon exiting unlinks its lock file, so a lock taken on an unlinked file
  * would protect nothing — retry then. */
 static int take_lock(rpc_server *srv, long *holder_pid, char *why, size_t why_len) {
-  for (int attempt = 0; attempt < SRV_LOCK_RETRIES; attempt++) {
+  for (int attempt = 0; attempt < RPC_LOCK_RETRIES; attempt++) {
     int fd = open(srv->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
       return why_fail(why, why_len, RPC_ESOCKET, "cannot open lock file %s: %s", srv->lock_path, strerror(errno));
@@ -870,7 +866,7 @@ int rpc_server_listen(rpc_server *srv, const char *socket_path, long *holder_pid
   mode_t old = umask(0177); /* the socket is born 0600: no window where others may connect */
   int e = uv_pipe_bind(&srv->listener, socket_path);
   umask(old);
-  if (e == 0) e = uv_listen((uv_stream_t *)&srv->listener, SRV_LISTEN_BACKLOG, on_connection);
+  if (e == 0) e = uv_listen((uv_stream_t *)&srv->listener, RPC_LISTEN_BACKLOG, on_connection);
   if (e != 0) {
     close_listener(srv);
     unlink(socket_path);
