@@ -44,4 +44,14 @@
 #define ENG__MAX_STOP 64u
 #define ENG__MAX_STOP_LEN 1024u
 
+/* Tokenizer. The longest Qwen3 token is 256 bytes; anything past 4x that is not a real
+ * vocabulary and would only inflate the merge buffers. */
+#define ENG__TOK_MAX_TOKEN_BYTES 1024u
+/* BPE merges (Qwen3: 151387); a merge creates a token, so more than the vocabulary bound
+ * makes no sense. */
+#define ENG__TOK_MAX_MERGES ENG__MAX_VOCAB
+/* Bytes of text in one tokenize call: BPE positions are 32-bit, and no prompt comes near
+ * 1 GiB (the 1M-token context is ~4 MB of text). */
+#define ENG__TOK_MAX_TEXT (1u << 30)
+
 #endif
