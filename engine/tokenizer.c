@@ -12,9 +12,9 @@
  *   lowest rank, leftmost on ties, which is the rule HF and llama.cpp follow.
  * - Each encode call keeps a cache of pre-token → ids, so identifiers repeated in a source
  *   file are merged once. The cache is per call, so concurrent calls never share state.
- * - NFC is skipped for text with no byte >= 0xCC: every code point below U+0300 is
- *   NFC-stable and cannot combine with a neighbour below U+0300, so such text is already
- *   normalised (ASCII and Latin-1 source code never reaches utf8proc).
+ * - NFC is applied only around the characters it can change (combining marks, Hangul
+ *   jamo, precomposed letters above U+0300): ASCII, Latin-1, CJK and emoji text never
+ *   reaches utf8proc, and already-normal text is not copied (see nfc_normalize).
  */
 #include "engine/tokenizer.h"
 
@@ -105,10 +105,25 @@ static void byte_map_init(uint16_t byte_cp[256], int16_t cp_byte[BYTE_CP_END]) {
 /* ---- hashing ------------------------------------------------------------------------- */
 
 static inline uint64_t hash_bytes(const void *p, size_t n) {
-  /* FNV-1a, then a final mix so the low bits spread (tables index with a mask) */
+  /* 8 bytes at a time, each word mixed in with a multiply and a shift (splitmix-style) */
   const unsigned char *s = p;
-  uint64_t h = 0xcbf29ce484222325ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 0x100000001b3ull;
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+  while (n >= 8) {
+    memcpy(&w, s, 8);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 31;
+    s += 8;
+    n -= 8;
+  }
+  if (n >= 4) {  /* the tail as two overlapping 4-byte words (the length is in h already) */
+    uint32_t a, b;
+    memcpy(&a, s, 4);
+    memcpy(&b, s + n - 4, 4);
+    w = ((uint64_t)a << 32) | b;
+  } else {
+    w = n ? (uint64_t)s[0] | (uint64_t)s[n / 2] << 8 | (uint64_t)s[n - 1] << 16 : 0;
+  }
+  h = (h ^ w) * 0x94d049bb133111ebull;
   h ^= h >> 29;
   h *= 0xbf58476d1ce4e5b9ull;
   h ^= h >> 32;
@@ -136,18 +151,21 @@ typedef struct merge_val {
 } merge_val;
 
 #define PAIR_EMPTY UINT64_MAX
+#define SLOT_EMPTY UINT64_MAX
+
+typedef struct tok_rec {
+  size_t text_off, bytes_off;  /* into text_pool, bytes_pool */
+  uint32_t text_len, bytes_len;
+} tok_rec;
 
 struct eng__tok {
   size_t n_tokens;
   char *text_pool;          /* each token's text in GGUF form, NUL-terminated */
-  size_t *text_off;
-  uint32_t *text_len;
   char *bytes_pool;         /* each token's decoded bytes, NUL-terminated */
-  size_t *bytes_off;
-  uint32_t *bytes_len;
+  tok_rec *rec;
   uint8_t *type;
 
-  int32_t *text_slots;      /* open addressing: text → id; -1 empty */
+  uint64_t *text_slots;     /* open addressing: text → (hash >> 32) << 32 | id; ~0 empty */
   size_t text_mask;
 
   size_t n_merges;
@@ -169,14 +187,26 @@ struct eng__tok {
   int re_jit;               /* JIT compiled: use pcre2_jit_match */
 };
 
-static int32_t text_find(const eng__tok *t, const char *s, size_t n) {
-  size_t i = (size_t)hash_bytes(s, n) & t->text_mask;
+/* The slot holding text s[0..n), or the empty slot where it would go. The slots keep the
+ * hash's high half, so a probe rarely touches a token that is not the one looked for (the
+ * vocabulary is megabytes: each touch is a cache miss). */
+static size_t text_slot(const eng__tok *t, const char *s, size_t n) {
+  uint64_t h = hash_bytes(s, n), tag = h >> 32 << 32;
+  size_t i = (size_t)h & t->text_mask;
   for (;;) {
-    int32_t id = t->text_slots[i];
-    if (id < 0) return -1;
-    if (t->text_len[id] == n && memcmp(t->text_pool + t->text_off[id], s, n) == 0) return id;
+    uint64_t v = t->text_slots[i];
+    if (v == SLOT_EMPTY) return i;
+    if ((v & 0xffffffff00000000ull) == tag) {
+      const tok_rec *r = &t->rec[(uint32_t)v];
+      if (r->text_len == n && memcmp(t->text_pool + r->text_off, s, n) == 0) return i;
+    }
     i = (i + 1) & t->text_mask;
   }
+}
+
+static int32_t text_find(const eng__tok *t, const char *s, size_t n) {
+  uint64_t v = t->text_slots[text_slot(t, s, n)];
+  return v == SLOT_EMPTY ? -1 : (int32_t)(uint32_t)v;
 }
 
 static inline const merge_val *pair_find(const eng__tok *t, int32_t a, int32_t b) {
@@ -193,11 +223,8 @@ static inline const merge_val *pair_find(const eng__tok *t, int32_t a, int32_t b
 void eng__tok_free(eng__tok *t) {
   if (!t) return;
   free(t->text_pool);
-  free(t->text_off);
-  free(t->text_len);
   free(t->bytes_pool);
-  free(t->bytes_off);
-  free(t->bytes_len);
+  free(t->rec);
   free(t->type);
   free(t->text_slots);
   free(t->pair_keys);
@@ -213,6 +240,13 @@ void eng__tok_free(eng__tok *t) {
 static size_t utf8_valid_prefix(const unsigned char *s, size_t n) {
   size_t i = 0;
   while (i < n) {
+    while (i + 8 <= n) {  /* ASCII runs 8 bytes at a time */
+      uint64_t w;
+      memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ull) break;
+      i += 8;
+    }
+    if (i >= n) break;
     unsigned c = s[i];
     if (c < 0x80) {
       i++;
@@ -293,7 +327,7 @@ static const char *quote_text(const char *s, size_t n, char *buf, size_t cap) {
 static int cmp_added(const void *a, const void *b, void *ctx) {
   const eng__tok *t = ctx;
   int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-  if (t->text_len[x] != t->text_len[y]) return t->text_len[x] > t->text_len[y] ? -1 : 1;
+  if (t->rec[x].text_len != t->rec[y].text_len) return t->rec[x].text_len > t->rec[y].text_len ? -1 : 1;
   return x < y ? -1 : x > y;
 }
 
@@ -374,14 +408,9 @@ int eng__tok_build(const eng__tok_spec *spec, eng__tok **out, eng_error *err) {
   }
   t->text_pool = malloc(total);
   t->bytes_pool = malloc(total);  /* decoded bytes are never longer than the text */
-  t->text_off = malloc(n * sizeof *t->text_off);
-  t->text_len = malloc(n * sizeof *t->text_len);
-  t->bytes_off = malloc(n * sizeof *t->bytes_off);
-  t->bytes_len = malloc(n * sizeof *t->bytes_len);
+  t->rec = malloc(n * sizeof *t->rec);
   t->type = malloc(n);
-  if (!t->text_pool || !t->bytes_pool || !t->text_off || !t->text_len || !t->bytes_off ||
-      !t->bytes_len || !t->type)
-    goto nomem;
+  if (!t->text_pool || !t->bytes_pool || !t->rec || !t->type) goto nomem;
   size_t off = 0, boff = 0;
   for (size_t i = 0; i < n; i++) {
     size_t len = spec->token_lens[i];
@@ -389,9 +418,9 @@ int eng__tok_build(const eng__tok_spec *spec, eng__tok **out, eng_error *err) {
     t->type[i] = (uint8_t)type;
     memcpy(t->text_pool + off, spec->tokens[i], len);
     t->text_pool[off + len] = '\0';
-    t->text_off[i] = off;
-    t->text_len[i] = (uint32_t)len;
-    t->bytes_off[i] = boff;
+    t->rec[i].text_off = off;
+    t->rec[i].text_len = (uint32_t)len;
+    t->rec[i].bytes_off = boff;
     long blen;
     if (type == ENG__TOKT_NORMAL || type == ENG__TOKT_BYTE) {
       uint32_t cp = 0;
@@ -410,7 +439,7 @@ int eng__tok_build(const eng__tok_spec *spec, eng__tok **out, eng_error *err) {
       blen = (long)len;
     }
     t->bytes_pool[boff + (size_t)blen] = '\0';
-    t->bytes_len[i] = (uint32_t)blen;
+    t->rec[i].bytes_len = (uint32_t)blen;
     off += len + 1;
     boff += (size_t)blen + 1;
   }
@@ -422,22 +451,15 @@ int eng__tok_build(const eng__tok_spec *spec, eng__tok **out, eng_error *err) {
   if (!t->text_slots) goto nomem;
   memset(t->text_slots, 0xff, cap * sizeof *t->text_slots);
   for (size_t i = 0; i < n; i++) {
-    const char *s = t->text_pool + t->text_off[i];
-    size_t len = t->text_len[i];
-    size_t h = (size_t)hash_bytes(s, len) & t->text_mask;
-    for (;;) {
-      int32_t id = t->text_slots[h];
-      if (id < 0) {
-        t->text_slots[h] = (int32_t)i;
-        break;
-      }
-      if (t->text_len[id] == len && memcmp(t->text_pool + t->text_off[id], s, len) == 0) {
-        rc = eng__err(err, ENG_EFORMAT, "tokens %d and %zu are both '%s'", (int)id, i,
-                      quote_text(s, len, q, sizeof q));
-        goto fail;
-      }
-      h = (h + 1) & t->text_mask;
+    const char *s = t->text_pool + t->rec[i].text_off;
+    size_t len = t->rec[i].text_len;
+    size_t h = text_slot(t, s, len);
+    if (t->text_slots[h] != SLOT_EMPTY) {
+      rc = eng__err(err, ENG_EFORMAT, "tokens %d and %zu are both '%s'", (int)(uint32_t)t->text_slots[h],
+                    i, quote_text(s, len, q, sizeof q));
+      goto fail;
     }
+    t->text_slots[h] = (hash_bytes(s, len) >> 32 << 32) | (uint32_t)i;
   }
 
   /* 3. byte tokens */
@@ -461,6 +483,7 @@ int eng__tok_build(const eng__tok_spec *spec, eng__tok **out, eng_error *err) {
   t->pair_vals = malloc(cap * sizeof *t->pair_vals);
   if (!t->pair_keys || !t->pair_vals) goto nomem;
   memset(t->pair_keys, 0xff, cap * sizeof *t->pair_keys);
+  int32_t last_ab = 255;
   char *joined = malloc(2 * ENG__TOK_MAX_TOKEN_BYTES + 2);
   if (!joined) goto nomem;
   for (size_t r = 0; r < spec->n_merges; r++) {
@@ -477,7 +500,17 @@ int eng__tok_build(const eng__tok_spec *spec, eng__tok **out, eng_error *err) {
     int32_t a = text_find(t, s, la), b = text_find(t, sp + 1, lb);
     memcpy(joined, s, la);
     memcpy(joined + la, sp + 1, lb);
-    int32_t ab = a >= 0 && b >= 0 ? text_find(t, joined, la + lb) : -1;
+    /* converted vocabularies put the token a merge creates right after the previous one's
+     * (Qwen: id 256 + rank); checking that guess first saves a random probe per merge */
+    int32_t ab = -1;
+    if (a >= 0 && b >= 0) {
+      size_t g = (size_t)last_ab + 1;
+      if (g < n && t->rec[g].text_len == la + lb && memcmp(t->text_pool + t->rec[g].text_off, joined, la + lb) == 0)
+        ab = (int32_t)g;
+      else
+        ab = text_find(t, joined, la + lb);
+      last_ab = ab;
+    }
     if (a < 0 || b < 0 || ab < 0) {
       const char *which = a < 0 ? s : b < 0 ? sp + 1 : joined;
       size_t wl = a < 0 ? la : b < 0 ? lb : la + lb;
@@ -511,7 +544,7 @@ int eng__tok_build(const eng__tok_spec *spec, eng__tok **out, eng_error *err) {
     for (size_t i = 0; i < n; i++)
       if (t->type[i] == ENG__TOKT_CONTROL || t->type[i] == ENG__TOKT_USER_DEFINED) {
         t->added[k++] = (int32_t)i;
-        t->added_first[(unsigned char)t->text_pool[t->text_off[i]]] = 1;
+        t->added_first[(unsigned char)t->text_pool[t->rec[i].text_off]] = 1;
       }
     qsort_r(t->added, t->n_added, sizeof *t->added, cmp_added, t);
   }
@@ -676,8 +709,8 @@ const char *eng__tok_bytes(const eng__tok *t, int32_t id, size_t *len) {
     if (len) *len = 0;
     return NULL;
   }
-  if (len) *len = t->bytes_len[id];
-  return t->bytes_pool + t->bytes_off[id];
+  if (len) *len = t->rec[id].bytes_len;
+  return t->bytes_pool + t->rec[id].bytes_off;
 }
 
 const char *eng__tok_text(const eng__tok *t, int32_t id, size_t *len) {
@@ -685,8 +718,8 @@ const char *eng__tok_text(const eng__tok *t, int32_t id, size_t *len) {
     if (len) *len = 0;
     return NULL;
   }
-  if (len) *len = t->text_len[id];
-  return t->text_pool + t->text_off[id];
+  if (len) *len = t->rec[id].text_len;
+  return t->text_pool + t->rec[id].text_off;
 }
 
 int32_t eng__tok_lookup(const eng__tok *t, const char *text, size_t len) {
@@ -747,8 +780,8 @@ typedef struct encoder {
   heap_ent *heap;
   size_t n_heap, cap_heap;
   /* pre-token cache */
-  cache_ent *cache;           /* CACHE_ENTRIES * 2 slots, allocated on first use */
-  size_t n_cache;
+  cache_ent *cache;           /* open addressing, at most half full; grown by doubling */
+  size_t n_cache, cache_slots;
   qc_buf keys;
   int32_t *cids;
   size_t n_cids, cap_cids;
@@ -917,17 +950,32 @@ static int bpe_piece(encoder *e, const unsigned char *p, size_t n) {
   return 0;
 }
 
+/* Double the cache's slots (rehashing from the stored hashes). */
+static int cache_grow(encoder *e) {
+  size_t slots = e->cache_slots ? e->cache_slots * 2 : 256, mask = slots - 1;
+  cache_ent *c = calloc(slots, sizeof *c);
+  if (!c) return -1;
+  for (size_t k = 0; k < e->cache_slots; k++) {
+    if (!e->cache[k].hash) continue;
+    size_t i = e->cache[k].hash & mask;
+    while (c[i].hash) i = (i + 1) & mask;
+    c[i] = e->cache[k];
+  }
+  if (!e->cache) qc_buf_init(&e->keys, 0);
+  free(e->cache);
+  e->cache = c;
+  e->cache_slots = slots;
+  return 0;
+}
+
 /* Pre-token through the cache. */
 static int encode_piece(encoder *e, const unsigned char *p, size_t n) {
   if (n == 1) return emit(e, e->t->byte_id[p[0]]);
   if (n > CACHE_PIECE_MAX) return bpe_piece(e, p, n);
-  if (!e->cache) {
-    e->cache = calloc(CACHE_ENTRIES * 2, sizeof *e->cache);
-    if (!e->cache) return -1;
-    qc_buf_init(&e->keys, 0);
-  }
+  if (e->n_cache * 2 >= e->cache_slots && e->cache_slots < CACHE_ENTRIES * 2 && cache_grow(e))
+    return -1;
   uint32_t h = (uint32_t)hash_bytes(p, n) | 1u;
-  size_t mask = CACHE_ENTRIES * 2 - 1, i = h & mask;
+  size_t mask = e->cache_slots - 1, i = h & mask;
   for (;;) {
     cache_ent *c = &e->cache[i];
     if (c->hash == 0) break;
@@ -967,26 +1015,121 @@ static int record_end(encoder *e, size_t end) {
   return 0;
 }
 
+/* ---- NFC ----------------------------------------------------------------------------- */
+
+/* NFC is local: text can be cut at any "boundary" and each part normalised alone (UAX #15).
+ * There is a boundary before every character that is NFC-stable with canonical combining
+ * class 0 — every code point below U+0300 is one — and after every character that also
+ * never composes with a following one. Characters that are both ("inert": CJK, most
+ * letters of most scripts, emoji) are skipped, and utf8proc only sees the short stretches
+ * around combining marks, Hangul jamo and precomposed letters. */
+static int nfc_inert(uint32_t cp) {
+  if ((cp >= 0x1100 && cp <= 0x11FF) || (cp >= 0xAC00 && cp <= 0xD7A3)) return 0;  /* Hangul */
+  const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+  return p->combining_class == 0 && p->comb_index == UINT16_MAX &&
+         (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0 /* compatibility only */);
+}
+
+static inline uint32_t utf8_decode(const unsigned char *s, size_t *len) {
+  unsigned c = s[0];
+  if (c < 0x80) return *len = 1, c;
+  if (c < 0xE0) return *len = 2, ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu);
+  if (c < 0xF0) return *len = 3, ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
+  return *len = 4, ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
+}
+
+/* NFC of valid UTF-8 s[0..n). Returns 0 with *out NULL when s is already in NFC (the usual
+ * case: nothing is allocated), 0 with *out malloc'd otherwise, or a negative utf8proc
+ * error. */
+static long nfc_normalize(const char *s, size_t n, char **out, size_t *out_n) {
+  const unsigned char *u = (const unsigned char *)s;
+  qc_buf b;
+  int used = 0;
+  size_t i = 0, rstart = 0, copied = 0;
+  *out = NULL;
+  *out_n = n;
+  while (i < n) {
+    if (u[i] < 0x80) {  /* an ASCII run, 8 bytes at a time: a boundary before each */
+      size_t j = i + 1;
+      for (uint64_t w; j + 8 <= n; j += 8) {
+        memcpy(&w, u + j, 8);
+        if (w & 0x8080808080808080ull) break;
+      }
+      while (j < n && u[j] < 0x80) j++;
+      rstart = j - 1;
+      i = j;
+      continue;
+    }
+    if (u[i] < 0xCC) {  /* U+0080..U+02FF: a boundary before it too */
+      rstart = i;
+      i += 2;
+      continue;
+    }
+    size_t len;
+    uint32_t cp = utf8_decode(u + i, &len);
+    if (nfc_inert(cp)) {
+      i += len;
+      rstart = i;
+      continue;
+    }
+    size_t j = i + len;
+    while (j < n && u[j] >= 0xCC) {
+      cp = utf8_decode(u + j, &len);
+      if (nfc_inert(cp)) break;
+      j += len;
+    }
+    utf8proc_uint8_t *norm = NULL;
+    utf8proc_ssize_t m = utf8proc_map(u + rstart, (utf8proc_ssize_t)(j - rstart), &norm,
+                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    if (m < 0) {
+      if (used) qc_buf_release(&b);
+      return (long)m;
+    }
+    if ((size_t)m != j - rstart || memcmp(norm, u + rstart, (size_t)m) != 0) {
+      if (!used) qc_buf_init(&b, 0), used = 1;
+      if (qc_buf_append(&b, u + copied, rstart - copied) || qc_buf_append(&b, norm, (size_t)m)) {
+        free(norm);
+        qc_buf_release(&b);
+        return UTF8PROC_ERROR_NOMEM;
+      }
+      copied = j;
+    }
+    free(norm);
+    i = rstart = j;
+  }
+  if (!used) return 0;
+  if (qc_buf_append(&b, u + copied, n - copied)) {
+    qc_buf_release(&b);
+    return UTF8PROC_ERROR_NOMEM;
+  }
+  *out = qc_buf_detach(&b, out_n);
+  return *out ? 0 : UTF8PROC_ERROR_NOMEM;
+}
+
+int eng__tok_nfc(const char *s, size_t n, char **out, size_t *out_n) {
+  long rc = nfc_normalize(s, n, out, out_n);
+  if (rc < 0) return ENG_ENOMEM;
+  if (!*out) {
+    *out = qc_strndup(s, n);
+    if (!*out) return ENG_ENOMEM;
+  }
+  return ENG_OK;
+}
+
 /* NFC, split, merge one text segment (valid UTF-8, no added tokens inside). */
 static int encode_segment(encoder *e, const char *s, size_t n, eng_error *err) {
   if (n == 0) return 0;
   const eng__tok *t = e->t;
-  unsigned char *norm = NULL;
-  int need_nfc = 0;
-  for (size_t i = 0; i < n; i++)
-    if ((unsigned char)s[i] >= 0xCC) {
-      need_nfc = 1;
-      break;
-    }
-  if (need_nfc) {
-    utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &norm,
-                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
-    if (m < 0) {
-      if (m == UTF8PROC_ERROR_NOMEM) return eng__err(err, ENG_ENOMEM, "out of memory normalising text");
-      return eng__err(err, ENG_EARG, "cannot normalise the text: %s", utf8proc_errmsg(m));
-    }
-    s = (const char *)norm;
-    n = (size_t)m;
+  char *norm = NULL;
+  size_t nn;
+  long nrc = nfc_normalize(s, n, &norm, &nn);
+  if (nrc < 0) {
+    if (nrc == UTF8PROC_ERROR_NOMEM) return eng__err(err, ENG_ENOMEM, "out of memory normalising text");
+    return eng__err(err, ENG_EARG, "cannot normalise the text: %s", utf8proc_errmsg((utf8proc_ssize_t)nrc));
+  }
+  if (norm) {
+    s = norm;
+    n = nn;
   }
   int rc = ENG_OK;
   const unsigned char *u = (const unsigned char *)s;
@@ -1034,10 +1177,10 @@ out:
 static int32_t match_added(const eng__tok *t, const char *s, size_t n, int parse_special) {
   for (size_t k = 0; k < t->n_added; k++) {
     int32_t id = t->added[k];
-    size_t len = t->text_len[id];
+    size_t len = t->rec[id].text_len;
     if (len > n) continue;
     if (!parse_special && t->type[id] != ENG__TOKT_USER_DEFINED) continue;
-    if (memcmp(s, t->text_pool + t->text_off[id], len) == 0) return id;
+    if (memcmp(s, t->text_pool + t->rec[id].text_off, len) == 0) return id;
   }
   return -1;
 }
@@ -1065,7 +1208,7 @@ int eng__tok_encode(const eng__tok *t, const char *text, size_t len, int parse_s
     if (id < 0) continue;
     if ((rc = encode_segment(&e, text + seg, i - seg, err))) goto out;
     if (emit(&e, id)) goto nomem;
-    i += t->text_len[id] - 1;
+    i += t->rec[id].text_len - 1;
     seg = i + 1;
   }
   if ((rc = encode_segment(&e, text + seg, len - seg, err))) goto out;
@@ -1127,14 +1270,14 @@ int eng__tok_decode(const eng__tok *t, const int32_t *ids, size_t n, char **text
     if (ids[i] < 0 || (size_t)ids[i] >= t->n_tokens)
       return eng__err(err, ENG_ETOKEN, "token id %d at position %zu is outside the vocabulary (%zu tokens)",
                       (int)ids[i], i, t->n_tokens);
-    total += t->bytes_len[ids[i]];
+    total += t->rec[ids[i]].bytes_len;
   }
   char *s = malloc(total + 1);
   if (!s) return eng__err(err, ENG_ENOMEM, "out of memory decoding %zu tokens", n);
   size_t o = 0;
   for (size_t i = 0; i < n; i++) {
-    memcpy(s + o, t->bytes_pool + t->bytes_off[ids[i]], t->bytes_len[ids[i]]);
-    o += t->bytes_len[ids[i]];
+    memcpy(s + o, t->bytes_pool + t->rec[ids[i]].bytes_off, t->rec[ids[i]].bytes_len);
+    o += t->rec[ids[i]].bytes_len;
   }
   s[o] = '\0';
   *text = s;

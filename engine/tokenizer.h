@@ -130,6 +130,8 @@ int eng__tok_pretokenize(const eng__tok *t, const char *text, size_t len, size_t
                          eng_error *err);
 int eng__tok_bpe(const eng__tok *t, const void *piece, size_t len, int method, int32_t **ids,
                  size_t *n_ids);
+/* NFC of valid UTF-8 as the encoder computes it (*out malloc'd). */
+int eng__tok_nfc(const char *s, size_t n, char **out, size_t *out_n);
 
 /* The model's tokenizer (never NULL for an open model). Implemented in model.c. */
 const eng__tok *eng__model_tok(const eng_model *m);

@@ -285,24 +285,59 @@ TEST(roundtrip_random_nfc_strings) {
   }
 }
 
-TEST(nfc_fast_path_is_sound) {
-  /* the encoder skips NFC when no byte is >= 0xCC, i.e. all code points are < U+0300:
-   * every such code point must be NFC-stable on its own and next to another one */
-  char s[8];
+/* The encoder normalises only around characters NFC can change; it must equal utf8proc's
+ * NFC of the whole text. */
+TEST(nfc_matches_utf8proc) {
+  /* every code point below U+0300 is NFC-stable with combining class 0 (the encoder puts
+   * a boundary before each) */
+  char s[64];
   for (uint32_t cp = 0; cp < 0x300; cp++) {
+    ASSERT_EQ_INT(utf8proc_get_property((utf8proc_int32_t)cp)->combining_class, 0);
     size_t n = (size_t)utf8proc_encode_char((utf8proc_int32_t)cp, (utf8proc_uint8_t *)s), m;
     char *d = nfc(s, n, &m);
     ASSERT_MSG(m == n && memcmp(d, s, n) == 0, "U+%04X is not NFC-stable", (unsigned)cp);
     free(d);
   }
-  for (int i = 0; i < 20000; i++) {
-    uint32_t a = rnd() % 0x300, b = rnd() % 0x300;
-    size_t n = (size_t)utf8proc_encode_char((utf8proc_int32_t)a, (utf8proc_uint8_t *)s), m;
-    n += (size_t)utf8proc_encode_char((utf8proc_int32_t)b, (utf8proc_uint8_t *)s + n);
-    char *d = nfc(s, n, &m);
-    ASSERT_MSG(m == n && memcmp(d, s, n) == 0, "U+%04X U+%04X changes under NFC", (unsigned)a,
-               (unsigned)b);
-    free(d);
+  /* no canonical decomposition contains a character the encoder skips: decompose every
+   * code point and check each part is normalised in context, via the public result */
+  for (uint32_t cp = 0x300; cp < 0x110000; cp++) {
+    if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)cp);
+    if (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0) continue;
+    utf8proc_int32_t parts[8];
+    int last;
+    utf8proc_ssize_t k = utf8proc_decompose_char((utf8proc_int32_t)cp, parts, 8, UTF8PROC_DECOMPOSE, &last);
+    ASSERT(k > 0 && k <= 8);
+    size_t n = 0;
+    for (utf8proc_ssize_t i = 0; i < k; i++)
+      n += (size_t)utf8proc_encode_char(parts[i], (utf8proc_uint8_t *)s + n);
+    char *mine, *want;
+    size_t mn, wn;
+    ASSERT_EQ_INT(eng__tok_nfc(s, n, &mine, &mn), 0);
+    want = nfc(s, n, &wn);
+    ASSERT_MSG(mn == wn && memcmp(mine, want, wn) == 0, "NFC of the decomposition of U+%04X differs",
+               (unsigned)cp);
+    free(mine);
+    free(want);
+  }
+  /* random text dense in marks, jamo and precomposed letters */
+  static const uint32_t pool[] = {'a', 'e', 'o', 'u', 'A', ' ', 0xE9, 0xF4, 0x1EB9, 0x1EA1, 0x01B0,
+                                  0x0301, 0x0300, 0x0323, 0x0302, 0x031B, 0x0338, '>', '=',
+                                  0x1100, 0x1161, 0x11A8, 0xAC00, 0xAC01, 0x4E00, 0x0915, 0x093C,
+                                  0x0B47, 0x0B3E, 0x0F71, 0x0F72, 0x212B, 0x2126, 0x1F600, 0x05D0,
+                                  0x05B7, 0x3099, 0x304B, 0x0345, 0x0399};
+  for (int it = 0; it < 20000; it++) {
+    size_t n = 0, k = rnd() % 12;
+    for (size_t i = 0; i < k; i++)
+      n += (size_t)utf8proc_encode_char((utf8proc_int32_t)pool[rnd() % (sizeof pool / sizeof pool[0])],
+                                        (utf8proc_uint8_t *)s + n);
+    char *mine, *want;
+    size_t mn, wn;
+    ASSERT_EQ_INT(eng__tok_nfc(s, n, &mine, &mn), 0);
+    want = nfc(s, n, &wn);
+    ASSERT_MSG(mn == wn && memcmp(mine, want, wn) == 0, "NFC differs on random text #%d", it);
+    free(mine);
+    free(want);
   }
 }
 
