@@ -1180,7 +1180,8 @@ static int32_t match_added(const eng__tok *t, const char *s, size_t n, int parse
     size_t len = t->rec[id].text_len;
     if (len > n) continue;
     if (!parse_special && t->type[id] != ENG__TOKT_USER_DEFINED) continue;
-    if (memcmp(s, t->text_pool + t->rec[id].text_off, len) == 0) return id;
+    const char *txt = t->text_pool + t->rec[id].text_off;
+    if (txt[len - 1] == s[len - 1] && memcmp(s, txt, len) == 0) return id;
   }
   return -1;
 }

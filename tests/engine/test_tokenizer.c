@@ -5,6 +5,7 @@
 #include "tests/test.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <utf8proc.h>
 
 #include "common/common.h"
@@ -200,6 +201,49 @@ TEST(oracle_vocab4096) {
   const eng__tok *t = v4096();
   if (!t) SKIP("tiny-qwen3moe-f32.gguf is neither in tests/data nor in the shared oracle folder");
   run_oracle(t, "oracle/tokenizer/tokenizer-cases-vocab4096.json", 0);
+}
+
+/* One tokenizer, many threads at once: each call has its own scratch space and cache. */
+typedef struct thread_job {
+  const eng__tok *t;
+  json_t *cases;
+  int mismatches;
+} thread_job;
+
+static void *encode_all(void *arg) {
+  thread_job *job = arg;
+  for (int round = 0; round < 3; round++) {
+    json_t *c;
+    size_t i;
+    json_array_foreach(job->cases, i, c) {
+      size_t n, n_want, n_ids;
+      char *s = unhex(json_string_value(json_object_get(c, "text_hex")), &n);
+      int32_t *want = json_ids(json_object_get(c, "ids"), &n_want), *ids;
+      eng_error err;
+      if (eng__tok_encode(job->t, s, n, 1, &ids, &n_ids, &err) != 0 || n_ids != n_want ||
+          (n_ids && memcmp(ids, want, n_ids * sizeof *ids) != 0))
+        job->mismatches++;
+      else
+        free(ids);
+      free(want);
+      free(s);
+    }
+  }
+  return NULL;
+}
+
+TEST(concurrent_encoding) {
+  const eng__tok *t = full();
+  json_t *j = load_json("oracle/tokenizer/tokenizer-cases.json");
+  thread_job jobs[4];
+  pthread_t th[4];
+  for (int k = 0; k < 4; k++) {
+    jobs[k] = (thread_job){t, json_object_get(j, "cases"), 0};
+    ASSERT_EQ_INT(pthread_create(&th[k], NULL, encode_all, &jobs[k]), 0);
+  }
+  for (int k = 0; k < 4; k++) pthread_join(th[k], NULL);
+  for (int k = 0; k < 4; k++) ASSERT_EQ_INT(jobs[k].mismatches, 0);
+  json_decref(j);
 }
 
 /* ---- round trips and decoding ---------------------------------------------------------- */
