@@ -1355,3 +1355,46 @@ int eng_detok_flush(eng_detok *d, const char **out, size_t *out_len) {
   *out_len = d->out.len;
   return ENG_OK;
 }
+
+/* ---- the public API (engine.h): the model's tokenizer -------------------------------- */
+
+int eng_tokenize(const eng_model *m, const char *text, size_t len, int parse_special,
+                 int32_t **ids, size_t *n_ids, eng_error *err) {
+  if (!m || !ids || !n_ids) return eng__err(err, ENG_EARG, "eng_tokenize: no model or no output");
+  return eng__tok_encode(eng__model_tok(m), text, len, parse_special, ids, n_ids, err);
+}
+
+long eng_count_tokens(const eng_model *m, const char *text, size_t len) {
+  int32_t *ids;
+  size_t n;
+  int rc = eng_tokenize(m, text, len, 1, &ids, &n, NULL);
+  if (rc) return rc;
+  free(ids);
+  return (long)n;
+}
+
+const char *eng_token_bytes(const eng_model *m, int32_t id, size_t *len) {
+  if (!m) {
+    if (len) *len = 0;
+    return NULL;
+  }
+  return eng__tok_bytes(eng__model_tok(m), id, len);
+}
+
+int32_t eng_token_lookup(const eng_model *m, const char *text) {
+  if (!m || !text) return -1;
+  return eng__tok_lookup(eng__model_tok(m), text, strlen(text));
+}
+
+int eng_token_is_eog(const eng_model *m, int32_t id) {
+  return m ? eng__tok_is_eog(eng__model_tok(m), id) : 0;
+}
+
+int eng_detokenize(const eng_model *m, const int32_t *ids, size_t n, char **text, size_t *len) {
+  if (!m || !text || (n && !ids)) return ENG_EARG;
+  return eng__tok_decode(eng__model_tok(m), ids, n, text, len, NULL);
+}
+
+eng_detok *eng_detok_new(const eng_model *m) {
+  return m ? eng__detok_new(eng__model_tok(m)) : NULL;
+}

@@ -246,6 +246,59 @@ TEST(concurrent_encoding) {
   json_decref(j);
 }
 
+/* The full-vocabulary model file carries the same tokenizer (optional oracle file). */
+TEST(oracle_fullvocab_model_file) {
+  char *p = qct_shared_path("oracle/models/tiny-fullvocab-qwen3moe-q8_0.gguf");
+  if (!p) SKIP("tiny-fullvocab-qwen3moe-q8_0.gguf is not in the shared oracle folder");
+  eng__tok *t = load_path(p);
+  free(p);
+  run_oracle(t, "oracle/tokenizer/tokenizer-cases.json", 1);
+  eng__tok_free(t);
+}
+
+/* The public functions of engine.h reach the tokenizer of an opened model. */
+TEST(public_api_through_model) {
+  char *p = qct_data_path("oracle/models/vocab-qwen3.gguf");
+  eng_model_opts opts = {.vocab_only = 1};
+  eng_model *m = NULL;
+  eng_error err = {0};
+  ASSERT_MSG(eng_model_open(p, &opts, &m, &err) == 0, "%s", err.msg);
+  free(p);
+  int32_t *ids;
+  size_t n;
+  ASSERT_EQ_INT(eng_tokenize(m, "Hello world", 11, 1, &ids, &n, &err), 0);
+  ASSERT(n == 2 && ids[0] == 9707 && ids[1] == 1879);
+  free(ids);
+  ASSERT_EQ_INT(eng_tokenize(m, "<|im_end|>", 10, 0, &ids, &n, &err), 0);
+  ASSERT(n > 1);
+  free(ids);
+  ASSERT_EQ_INT(eng_count_tokens(m, "<|im_start|>user\nhi<|im_end|>", 29), 5);
+  ASSERT_EQ_INT(eng_count_tokens(m, "\xff", 1), ENG_EARG);
+  ASSERT_EQ_INT(eng_token_lookup(m, "<|im_end|>"), 151645);
+  ASSERT_EQ_INT(eng_token_lookup(m, "no such token"), -1);
+  ASSERT(eng_token_is_eog(m, 151645) && eng_token_is_eog(m, 151643) && !eng_token_is_eog(m, 151644));
+  size_t len;
+  const char *b = eng_token_bytes(m, 151667, &len);
+  ASSERT(b && len == 7 && memcmp(b, "<think>", 7) == 0);
+  ASSERT(eng_token_bytes(m, 1 << 30, &len) == NULL);
+  int32_t seq[] = {9707, 1879, 151645};
+  char *text;
+  ASSERT_EQ_INT(eng_detokenize(m, seq, 3, &text, &len), 0);
+  ASSERT_STR_EQ(text, "Hello world<|im_end|>");
+  free(text);
+  seq[2] = -5;
+  ASSERT_EQ_INT(eng_detokenize(m, seq, 3, &text, &len), ENG_ETOKEN);
+  eng_detok *d = eng_detok_new(m);
+  ASSERT(d);
+  const char *out;
+  ASSERT_EQ_INT(eng_detok_push(d, 9707, &out, &len), 0);
+  ASSERT(len == 5 && memcmp(out, "Hello", 5) == 0);
+  ASSERT_EQ_INT(eng_detok_flush(d, &out, &len), 0);
+  ASSERT_EQ_INT(len, 0);
+  eng_detok_free(d);
+  eng_model_close(m);
+}
+
 /* ---- round trips and decoding ---------------------------------------------------------- */
 
 TEST(roundtrip_oracle_cases) {
