@@ -746,13 +746,14 @@ void eng__tok_get_info(const eng__tok *t, eng__tok_info *info) {
 
 /* ---- encoding ------------------------------------------------------------------------ */
 
-/* Pre-tokens at most this long (bytes) go through the linked-list merge; longer ones
- * through the heap. Measured: the scan wins below ~40 symbols. */
-#define BPE_SCAN_MAX 32
+/* Pre-tokens at most this long (bytes) go through the linked-list scan; longer ones
+ * through the heap. Measured on random lowercase words (release build): the scan is faster
+ * up to 64 bytes, the heap twice as fast at 96. */
+#define BPE_SCAN_MAX 64
 /* Pre-tokens at most this long are cached per encode call. */
 #define CACHE_PIECE_MAX 48
-/* Entries of the per-call cache (a source file of a few hundred KB has fewer distinct
- * words); when full, new words are merged without being remembered. */
+/* Entries of the per-call cache: bounds its memory (1 MB of slots plus the keys and ids);
+ * when full, new words are merged without being remembered. */
 #define CACHE_ENTRIES (1u << 15)
 
 typedef struct cache_ent {
