@@ -246,6 +246,26 @@ TEST(concurrent_encoding) {
   json_decref(j);
 }
 
+/* 600 random strings (half of them NFD) with the ids Hugging Face's tokenizer gives. */
+TEST(hf_random_strings) {
+  const eng__tok *t = full();
+  json_t *j = load_json("tokenizer/hf-random-600.json");
+  json_t *c;
+  size_t i;
+  ASSERT_EQ_INT(json_array_size(json_object_get(j, "cases")), 600);
+  json_array_foreach(json_object_get(j, "cases"), i, c) {
+    size_t n, n_want;
+    char *s = unhex(json_string_value(json_object_get(c, "text_hex")), &n);
+    int32_t *want = json_ids(json_object_get(c, "ids"), &n_want);
+    char name[32];
+    snprintf(name, sizeof name, "hf-random #%zu", i);
+    expect_ids(t, name, s, n, 1, want, n_want);
+    free(want);
+    free(s);
+  }
+  json_decref(j);
+}
+
 /* The full-vocabulary model file carries the same tokenizer (optional oracle file). */
 TEST(oracle_fullvocab_model_file) {
   char *p = qct_shared_path("oracle/models/tiny-fullvocab-qwen3moe-q8_0.gguf");
