@@ -126,8 +126,11 @@ size_t eng_model_meta(const eng_model *m, size_t i, const char **key, char *valu
 
 /* Byte-level BPE with the Qwen2 pre-tokenizer and NFC normalisation, identical to the
  * model's own (Hugging Face) tokenizer. With parse_special, added tokens (<|im_start|>,
- * <tool_call>, …) written in the text are matched as whole strings; without, they are
- * ordinary text. *ids is malloc'd. */
+ * <tool_call>, …) written in the text are matched as whole strings; without, control
+ * tokens (<|…|>) are ordinary text while user-defined ones (<tool_call>, <think>, …) are
+ * still matched, as in llama.cpp. `text` must be valid UTF-8: otherwise ENG_EARG, and the
+ * message names the offset of the first bad byte (clean arbitrary bytes with
+ * qc_utf8_sanitize first). *ids is malloc'd (NULL when *n_ids is 0). */
 int eng_tokenize(const eng_model *m, const char *text, size_t len, int parse_special,
                  int32_t **ids, size_t *n_ids, eng_error *err);
 /* Number of tokens `text` encodes to (parse_special on). Negative on error. */
@@ -143,7 +146,8 @@ int eng_token_is_eog(const eng_model *m, int32_t id);
 int eng_detokenize(const eng_model *m, const int32_t *ids, size_t n, char **text, size_t *len);
 
 /* Streaming decoder: returns only complete UTF-8, holding back a partial character until
- * the tokens that finish it arrive. */
+ * the tokens that finish it arrive; bytes that can never form a character are replaced by
+ * U+FFFD at once. All pushes plus the flush give qc_utf8_sanitize(eng_detokenize(ids)). */
 typedef struct eng_detok eng_detok;
 eng_detok *eng_detok_new(const eng_model *m);
 void eng_detok_free(eng_detok *d);
