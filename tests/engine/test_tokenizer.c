@@ -847,12 +847,13 @@ TEST(hostile_vocabularies) {
 }
 
 /* GGUF files whose tokenizer keys are wrong: the message names the key or value. */
+static char *tok_dir;
+
 static int try_gguf(const char *name, const char *model, const char *pre, int tokens_as_ints,
                     int types_count_off, int drop_merges, eng_error *err) {
-  static char *dir;
-  if (!dir) dir = qct_tempdir("tok");
+  if (!tok_dir) tok_dir = qct_tempdir("tok");
   char path[600];
-  snprintf(path, sizeof path, "%s/%s.gguf", dir, name);
+  snprintf(path, sizeof path, "%s/%s.gguf", tok_dir, name);
   mini v;
   mini_init(&v);
   eng__gguf_writer *w = eng__gguf_writer_new(0);
@@ -880,6 +881,57 @@ static int try_gguf(const char *name, const char *model, const char *pre, int to
   eng__tok_free(t);
   eng__gguf_close(g);
   return rc;
+}
+
+/* Random byte flips in a small vocabulary file: every load either works or fails with a
+ * message, never crashes (ASan watches the reads). */
+TEST(mutated_vocab_files) {
+  eng_error err = {0};
+  ASSERT_MSG(try_gguf("base", "gpt2", "qwen2", 0, 0, 0, &err) == 0, "%s", err.msg);
+  char *dir = qct_tempdir("tokmut");
+  char src[700], dst[700];
+  snprintf(src, sizeof src, "%s/base.gguf", tok_dir);
+  snprintf(dst, sizeof dst, "%s/mutant.gguf", dir);
+  size_t n;
+  unsigned char *orig = (unsigned char *)qct_read_file(src, &n);
+  ASSERT(orig && n > 64);
+  unsigned char *buf = malloc(n);
+  int loaded = 0, refused = 0;
+  for (int it = 0; it < 400; it++) {
+    memcpy(buf, orig, n);
+    int flips = 1 + (int)(rnd() % 4);
+    for (int k = 0; k < flips; k++) buf[24 + rnd() % (n - 24)] ^= (unsigned char)(1u << (rnd() % 8));
+    FILE *f = fopen(dst, "wb");
+    ASSERT(f);
+    fwrite(buf, 1, n, f);
+    fclose(f);
+    eng__gguf *g = NULL;
+    memset(&err, 0, sizeof err);
+    if (eng__gguf_open(dst, &g, &err) != 0) {
+      refused++;
+      continue;
+    }
+    eng__tok *t = NULL;
+    int rc = eng__tok_load(g, &t, &err);
+    if (rc == 0) {
+      int32_t *ids;
+      size_t n_ids;
+      ASSERT_EQ_INT(eng__tok_encode(t, "abc<|end|> b<x>", 15, 1, &ids, &n_ids, &err), 0);
+      free(ids);
+      loaded++;
+    } else {
+      ASSERT_MSG(err.msg[0], "error %d without a message", rc);
+      if (getenv("QCT_VERBOSE")) fprintf(stderr, "    %s\n", err.msg);
+      refused++;
+    }
+    eng__tok_free(t);
+    eng__gguf_close(g);
+  }
+  ASSERT(loaded + refused == 400);
+  fprintf(stderr, "  %d mutants loaded, %d refused\n", loaded, refused);
+  free(buf);
+  free(orig);
+  free(dir);
 }
 
 TEST(hostile_gguf_keys) {
