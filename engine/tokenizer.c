@@ -33,7 +33,8 @@
 
 /* ---- the regex ----------------------------------------------------------------------- */
 
-/* The Qwen2 pre-tokenizer, verbatim from tokenizer.json (and llama.cpp's QWEN2 entry). */
+/* The Qwen2 pre-tokenizer, verbatim from Qwen's tokenizer.json (llama.cpp's QWEN2 entry is
+ * the same with the case-insensitive group spelt out). */
 static const char qwen2_regex[] =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
@@ -274,6 +275,15 @@ static size_t utf8_valid_prefix(const unsigned char *s, size_t n) {
   return n;
 }
 
+/* The code point at s (valid UTF-8) and its length in bytes. */
+static inline uint32_t utf8_decode(const unsigned char *s, size_t *len) {
+  unsigned c = s[0];
+  if (c < 0x80) return *len = 1, c;
+  if (c < 0xE0) return *len = 2, ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu);
+  if (c < 0xF0) return *len = 3, ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
+  return *len = 4, ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
+}
+
 /* Decode a NORMAL token's byte-level text into bytes (out has room for n bytes). Returns
  * the byte count, or -1 (with *bad the offending code point) when a character is not in
  * the byte map. The text is valid UTF-8. */
@@ -281,12 +291,9 @@ static long byte_level_decode(const int16_t cp_byte[BYTE_CP_END], const unsigned
                               char *out, uint32_t *bad) {
   size_t i = 0, o = 0;
   while (i < n) {
-    uint32_t cp;
-    unsigned c = s[i];
-    if (c < 0x80) cp = c, i += 1;
-    else if (c < 0xE0) cp = ((c & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu), i += 2;
-    else if (c < 0xF0) cp = ((c & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu), i += 3;
-    else cp = ((c & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) | (s[i + 3] & 0x3Fu), i += 4;
+    size_t len;
+    uint32_t cp = utf8_decode(s + i, &len);
+    i += len;
     if (cp >= BYTE_CP_END || cp_byte[cp] < 0) {
       *bad = cp;
       return -1;
@@ -1031,13 +1038,6 @@ static int nfc_inert(uint32_t cp) {
          (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0 /* compatibility only */);
 }
 
-static inline uint32_t utf8_decode(const unsigned char *s, size_t *len) {
-  unsigned c = s[0];
-  if (c < 0x80) return *len = 1, c;
-  if (c < 0xE0) return *len = 2, ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu);
-  if (c < 0xF0) return *len = 3, ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
-  return *len = 4, ((c & 0x07u) << 18) | ((s[1] & 0x3Fu) << 12) | ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
-}
 
 /* NFC of valid UTF-8 s[0..n). Returns 0 with *out NULL when s is already in NFC (the usual
  * case: nothing is allocated), 0 with *out malloc'd otherwise, or a negative utf8proc
