@@ -29,6 +29,7 @@ static eng_model *open_ok(const char *path) {
 
 typedef struct edit {
   const char *drop_key;
+  int yarn;                 /* add rope.scaling.* keys for YaRN ×4 over 64 tokens */
   const char *drop_tensor;
   const char *tensor;       /* retype or reshape this one */
   int new_type;             /* -1: keep */
@@ -49,6 +50,11 @@ static void rewrite(const char *src, const char *dst, const edit *e) {
       continue;
     }
     ASSERT_EQ_INT(eng__gguf_writer_copy_kv(w, g, k), 1);
+  }
+  if (e->yarn) {
+    eng__gguf_writer_set_str(w, "qwen3moe.rope.scaling.type", "yarn");
+    eng__gguf_writer_set_f32(w, "qwen3moe.rope.scaling.factor", 4.0f);
+    eng__gguf_writer_set_u32(w, "qwen3moe.rope.scaling.original_context_length", 64);
   }
   size_t nt = eng__gguf_n_tensors(g);
   for (size_t i = 0; i < nt; i++) {
@@ -113,6 +119,40 @@ TEST(broken_models_are_refused_with_a_reason) {
   expect_open_fail(&(edit){.drop_key = "general.architecture", .new_type = -1}, ENG_EFORMAT, "general.architecture");
   expect_open_fail(&(edit){.arch = "llama", .new_type = -1}, ENG_EUNSUPPORTED, "architecture 'llama' is not supported");
   expect_open_fail(&(edit){.drop_key = "tokenizer.ggml.tokens", .new_type = -1}, ENG_EFORMAT, "tokenizer.ggml.tokens");
+}
+
+TEST(yarn_keys_are_honoured) {
+  char *src = tiny_f32();
+  char dst[600];
+  snprintf(dst, sizeof dst, "%s/yarn.gguf", tdir());
+  rewrite(src, dst, &(edit){.yarn = 1, .new_type = -1});
+  eng_model *a = open_ok(src), *b = open_ok(dst);
+  const eng_hparams *hp = eng_model_hparams(b);
+  ASSERT_EQ_INT(hp->rope_yarn, 1);
+  ASSERT_NEAR(hp->rope_scale, 4.0, 0);
+  ASSERT_EQ_INT(hp->rope_orig_ctx, 64);
+  ASSERT_EQ_INT(eng_model_hparams(a)->rope_yarn, 0);
+  const uint32_t V = hp->n_vocab;
+  int32_t ids[6] = {11, 22, 33, 44, 55, 66};
+  float *la = malloc(6 * V * sizeof(float)), *lb = malloc(6 * V * sizeof(float));
+  eng_session *sa, *sb;
+  eng_error err = {0};
+  ASSERT_EQ_INT(eng_session_new(a, &(eng_session_opts){.n_ctx = 16}, &sa, &err), 0);
+  ASSERT_EQ_INT(eng_session_new(b, &(eng_session_opts){.n_ctx = 16}, &sb, &err), 0);
+  ASSERT_EQ_INT(eng_session_eval(sa, ids, 6, la, &err), 0);
+  ASSERT_EQ_INT(eng_session_eval(sb, ids, 6, lb, &err), 0);
+  /* position 0 attends only to itself: the YaRN scale cancels in the softmax */
+  for (uint32_t v = 0; v < V; v++) ASSERT_NEAR(la[v], lb[v], 1e-5);
+  double d = 0;
+  for (uint32_t v = 0; v < V; v++) d = fmax(d, fabs(la[5 * V + v] - lb[5 * V + v]));
+  ASSERT_MSG(d > 1e-3, "YaRN did not change later positions (max diff %g)", d);
+  free(la);
+  free(lb);
+  eng_session_free(sa);
+  eng_session_free(sb);
+  eng_model_close(a);
+  eng_model_close(b);
+  free(src);
 }
 
 TEST(vocab_only_model) {
