@@ -610,6 +610,13 @@ int eng__type_supported(uint32_t type) {
   return type < ENG__T_COUNT && type != ENG__T_Q8_K && eng__kernels_scalar.t[type].vec_dot != NULL;
 }
 
+static const eng__kernels *const all_tables[] = {&eng__kernels_scalar};
+
+const eng__kernels *const *eng__kernels_all(size_t *n) {
+  *n = sizeof all_tables / sizeof *all_tables;
+  return all_tables;
+}
+
 int eng__kernels_get(const char *name, const eng__kernels **out, eng_error *err) {
   if (!name || !*name) name = getenv("QCODER_KERNELS");
   if (!name || !*name || strcmp(name, "scalar") == 0) {

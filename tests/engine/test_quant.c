@@ -224,6 +224,46 @@ TEST(activation_quantizers_round_like_the_cpu_backend) {
   ASSERT_NEAR(k.d * k.qs[10], -6.35, 1e-5);
 }
 
+/* Every kernel table (SIMD paths when built) computes what the scalar table computes:
+ * activation conversion bit-identical, dequantisation bit-identical, dot products within
+ * float rounding of the scalar result. */
+TEST(kernel_tables_agree_with_scalar) {
+  size_t nt;
+  const eng__kernels *const *all = eng__kernels_all(&nt);
+  ASSERT(nt >= 1 && all[0] == &eng__kernels_scalar);
+  enum { N = 2048 };
+  static float w[N], a[N], y0[N], y1[N];
+  static uint8_t qw[N * 4], qa0[N * 4], qa1[N * 4];
+  randn(w, N, 21, 1.0f);
+  randn(a, N, 22, 3.0f);
+  for (size_t k = 0; k < nt; k++) {
+    const eng__kernels *kt = all[k];
+    for (uint32_t type = 0; type < ENG__T_COUNT; type++) {
+      const eng__type_traits *s = &K->t[type], *f = &kt->t[type];
+      if (!s->name) continue;
+      ASSERT_MSG(f->name && f->vec_dot_type == s->vec_dot_type, "%s: %s entry missing or different", kt->name, s->name);
+      s->quantize_row(w, qw, N);
+      s->to_float(qw, y0, N);
+      f->to_float(qw, y1, N);
+      ASSERT_MSG(memcmp(y0, y1, sizeof y0) == 0, "%s: %s to_float differs", kt->name, s->name);
+      if (s->from_float) {
+        s->from_float(a, qa0, N);
+        f->from_float(a, qa1, N);
+        ASSERT_MSG(memcmp(qa0, qa1, eng__ggml_row_size(type, N)) == 0, "%s: %s from_float differs", kt->name, s->name);
+      }
+      if (s->vec_dot) {
+        const eng__type_traits *v = &K->t[s->vec_dot_type];
+        v->from_float(a, qa0, N);
+        float r0, r1;
+        s->vec_dot(N, &r0, qw, qa0);
+        f->vec_dot(N, &r1, qw, qa0);
+        ASSERT_MSG(fabsf(r0 - r1) <= 1e-5f * (1 + fabsf(r0)), "%s: %s vec_dot %.9g vs scalar %.9g", kt->name, s->name,
+                   r1, r0);
+      }
+    }
+  }
+}
+
 TEST(kernel_selection) {
   const eng__kernels *k;
   eng_error err = {0};
