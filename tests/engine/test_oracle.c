@@ -55,7 +55,7 @@ static size_t b64dec(const char *s, unsigned char *out, size_t cap) {
 }
 
 typedef struct stats {
-  size_t rows, rows_within, rows_top1_checked, rows_top1_ok;
+  size_t rows, rows_within, rows_top1_checked, rows_top1_ok, top1_all;
   double max_diff, max_row_first;   /* largest |Δ|; largest on a row 0 */
   size_t routes, routes_equal;
   size_t greedy_checked, greedy_ok;
@@ -93,6 +93,7 @@ static void check_row(stats *st, kind_t kind, const float *ours, json_t *top, ui
   if (d > st->max_diff) st->max_diff = d;
   double tol = kind == K_F32 ? 1e-4 : kind == K_F16 ? 0.01 : kind == K_BF16 ? 0.05 : 0.1;
   if (d <= tol) st->rows_within++;
+  st->top1_all += argmax(ours, V) == o1;
   if (kind == K_F32 || kind == K_F16 || kind == K_BF16)
     ASSERT_MSG(d <= tol, "%s: max |Δ| %.6g > %g", where, d, tol);
   else
@@ -219,9 +220,9 @@ static void run_model(const char *path_json, const char *path_gguf, kind_t kind,
   }
   if (st->routes) ASSERT_MSG(st->routes_equal * 1000 >= st->routes * 995, "%s: routes equal %zu of %zu", path_gguf,
                              st->routes_equal, st->routes);
-  fprintf(stderr, "  %-36s rows %zu, max|Δ| %.3g, rows within tol %zu/%zu, top1 %zu/%zu, routes %zu/%zu, greedy %zu/%zu\n",
+  fprintf(stderr, "  %-36s rows %zu, max|Δ| %.3g, rows within tol %zu/%zu, top1 (margin>0.25) %zu/%zu, top1 all rows %zu, routes %zu/%zu, greedy %zu/%zu\n",
           strrchr(path_gguf, '/') + 1, st->rows, st->max_diff, st->rows_within, st->rows, st->rows_top1_ok,
-          st->rows_top1_checked, st->routes_equal, st->routes, st->greedy_ok, st->greedy_checked);
+          st->rows_top1_checked, st->top1_all, st->routes_equal, st->routes, st->greedy_ok, st->greedy_checked);
 }
 
 static void run(const char *name, kind_t kind, int core) {
