@@ -54,7 +54,7 @@ static int load_hparams(eng_model *m, eng_error *err) {
   int rc = eng__gguf_get_str_buf(g, "general.architecture", hp->arch, sizeof hp->arch, err);
   if (rc < 0) return rc;
   if (rc == 0) return eng__err(err, ENG_EFORMAT, "%s: metadata key 'general.architecture' is missing", eng__gguf_path(g));
-  if (strcmp(hp->arch, "qwen3moe") != 0 && strcmp(hp->arch, "qwen3") != 0)
+  if (strcmp(hp->arch, "qwen3moe") != 0 && strcmp(hp->arch, "qwen3") != 0 && !m->vocab_only)
     return eng__err(err, ENG_EUNSUPPORTED, "%s: architecture '%s' is not supported (this engine runs qwen3moe and qwen3)",
                     eng__gguf_path(g), hp->arch);
   m->moe = strcmp(hp->arch, "qwen3moe") == 0;

@@ -512,23 +512,31 @@ static void q5_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
 
 /* ---- Q6_K ------------------------------------------------------------------------------ */
 
-/* The 6-bit level (0..63) of value i (0..255) of a Q6_K block. */
-static inline int q6_level(const eng__block_q6_K *x, int i) {
-  const int half = i / 128, r = i % 128, quarter = r / 32, l = r % 32;
-  const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
-  const int lo = quarter & 1 ? ql[l + 32] : ql[l];
-  const int nib = quarter < 2 ? (lo & 0xF) : (lo >> 4);
-  return nib | (((qh[l] >> (2 * quarter)) & 3) << 4);
+/* The 256 signed levels (-32..31) of a Q6_K block, in value order. Value i lives in half
+ * h = i/128; within it, quarter q = (i%128)/32 and lane l = i%32 take their low nibble
+ * from ql[64h + l (+32 for odd q)] (low nibble for q < 2, high for q >= 2) and their two
+ * high bits from qh[32h + l] at bit 2q. */
+static void q6_unpack(const eng__block_q6_K *x, int8_t *L) {
+  for (int h = 0; h < 2; h++) {
+    const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+    int8_t *o = L + 128 * h;
+    for (int l = 0; l < 32; l++) {
+      o[l] = (int8_t)(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+      o[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+      o[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+      o[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+    }
+  }
 }
 
+/* Value i has scale index i/16 (16 values per scale, in value order). */
 static void q6_K_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q6_K *x = vx;
+  int8_t L[ENG__QK_K];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
     const float d = eng__f16_to_f32(x[b].d);
-    for (int i = 0; i < ENG__QK_K; i++) {
-      /* scale index: 16 values per scale, in the order of the value index */
-      y[b * ENG__QK_K + i] = d * x[b].scales[i / 16] * (q6_level(&x[b], i) - 32);
-    }
+    q6_unpack(&x[b], L);
+    for (int i = 0; i < ENG__QK_K; i++) y[b * ENG__QK_K + i] = d * x[b].scales[i / 16] * L[i];
   }
 }
 
@@ -577,12 +585,14 @@ static void q6_K_quantize_ref(const float *x, void *vy, int64_t n) {
 static void q6_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   const eng__block_q6_K *x = vx;
   const eng__block_q8_K *y = vy;
+  int8_t L[ENG__QK_K];
   float sum = 0;
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
+    q6_unpack(&x[b], L);
     int32_t sumi = 0;
     for (int g = 0; g < 16; g++) {
       int32_t sg = 0;
-      for (int i = 16 * g; i < 16 * g + 16; i++) sg += (q6_level(&x[b], i) - 32) * y[b].qs[i];
+      for (int i = 16 * g; i < 16 * g + 16; i++) sg += L[i] * y[b].qs[i];
       sumi += x[b].scales[g] * sg;
     }
     sum += eng__f16_to_f32(x[b].d) * y[b].d * (float)sumi;
@@ -608,6 +618,13 @@ const eng__kernels eng__kernels_scalar = {
 
 int eng__type_supported(uint32_t type) {
   return type < ENG__T_COUNT && type != ENG__T_Q8_K && eng__kernels_scalar.t[type].vec_dot != NULL;
+}
+
+static const eng__kernels *const all_tables[] = {&eng__kernels_scalar};
+
+const eng__kernels *const *eng__kernels_all(size_t *n) {
+  *n = sizeof all_tables / sizeof *all_tables;
+  return all_tables;
 }
 
 int eng__kernels_get(const char *name, const eng__kernels **out, eng_error *err) {

@@ -85,6 +85,10 @@ typedef struct eng__kernels {
 /* The scalar table (the specification). */
 extern const eng__kernels eng__kernels_scalar;
 
+/* Every kernel table built into this binary and usable on this CPU, scalar first (the
+ * consistency test compares each with the scalar one). */
+const eng__kernels *const *eng__kernels_all(size_t *n);
+
 /* Pick a kernel table: `name` if given, else $QCODER_KERNELS, else the best available for
  * this CPU (today: scalar). Unknown names are ENG_EARG, known but unavailable paths
  * ENG_EUNSUPPORTED, each with a message listing what is available. */

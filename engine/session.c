@@ -235,10 +235,6 @@ int eng_generate(eng_session *s, const int32_t *prompt, size_t n_prompt, const e
   }
   t0 = qc_now_ns();
   for (;;) {
-    if (p->max_tokens > 0 && stats->n_generated >= (size_t)p->max_tokens) {
-      stats->stop = ENG_STOP_MAX_TOKENS;
-      break;
-    }
     if (atomic_exchange(&s->cancel, 0)) {
       stats->stop = ENG_STOP_CANCELLED;
       rc = eng__err(err, ENG_ECANCELLED, "cancelled");
@@ -263,6 +259,10 @@ int eng_generate(eng_session *s, const int32_t *prompt, size_t n_prompt, const e
     }
     if (st.cb_stop) {
       stats->stop = ENG_STOP_CALLBACK;
+      break;
+    }
+    if (p->max_tokens > 0 && stats->n_generated >= (size_t)p->max_tokens) {
+      stats->stop = ENG_STOP_MAX_TOKENS;  /* the last token is not evaluated: nobody needs its logits yet */
       break;
     }
     if (s->n_past >= s->n_ctx) {
