@@ -276,6 +276,40 @@ TEST(oracle_fullvocab_model_file) {
   eng__tok_free(t);
 }
 
+/* The logit oracle's text cases (full-vocabulary model, optional file): the prompt tokens
+ * llama.cpp fed the model, and the bytes of each token (llama_token_to_piece). */
+TEST(oracle_text_prompts_and_pieces) {
+  char *p = qct_shared_path("oracle/oracle/oracle-tiny-fullvocab-qwen3moe-q8_0.json");
+  if (!p) SKIP("oracle-tiny-fullvocab-qwen3moe-q8_0.json is not in the shared oracle folder");
+  const eng__tok *t = full();
+  json_error_t je;
+  json_t *j = json_load_file(p, 0, &je);
+  ASSERT_MSG(j, "%s: %s", p, je.text);
+  free(p);
+  json_t *c;
+  size_t i, n_text = 0;
+  json_array_foreach(json_object_get(j, "cases"), i, c) {
+    if (strcmp(json_string_value(json_object_get(c, "kind")), "text") != 0) continue;
+    n_text++;
+    const char *name = json_string_value(json_object_get(c, "name")), *text = json_string_value(json_object_get(c, "text"));
+    size_t n_want;
+    int32_t *want = json_ids(json_object_get(c, "tokens"), &n_want);
+    expect_ids(t, name, text, strlen(text), 1, want, n_want);
+    json_t *pieces = json_object_get(c, "pieces_hex");
+    ASSERT_EQ_INT(json_array_size(pieces), n_want);
+    for (size_t k = 0; k < n_want; k++) {
+      size_t pn, bn;
+      char *piece = unhex(json_string_value(json_array_get(pieces, k)), &pn);
+      const char *b = eng__tok_bytes(t, want[k], &bn);
+      ASSERT_MSG(b && bn == pn && memcmp(b, piece, pn) == 0, "%s: bytes of token %d differ", name, want[k]);
+      free(piece);
+    }
+    free(want);
+  }
+  ASSERT_EQ_INT(n_text, 4);
+  json_decref(j);
+}
+
 /* The public functions of engine.h reach the tokenizer of an opened model. */
 TEST(public_api_through_model) {
   char *p = qct_data_path("oracle/models/vocab-qwen3.gguf");
