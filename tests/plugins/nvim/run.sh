@@ -4,7 +4,8 @@
 # Exits 77 (ctest SKIP_RETURN_CODE) with a message when nvim or node is missing.
 # Usage: tests/plugins/nvim/run.sh [TEST.lua]   (env QCODER_NVIM_SERVER_CMD: see harness.lua)
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+here=$PWD
+case $0 in */*) here=$(cd "${0%/*}" && pwd) ;; esac
 test=${1:-$here/test_fake.lua}
 for tool in nvim node; do
   if ! command -v "$tool" >/dev/null 2>&1; then

@@ -37,6 +37,18 @@ H.run(function()
       severity = 2, message = 'm', source = 's', code = 'E1', tags = { 1 }, data = { x = 1 } },
     'diagnostic_to_lsp converts columns and keeps LSP-only fields')
 
+  -- The help file has valid, unique tags (helptags fails on duplicates).
+  local docdir = vim.fn.tempname()
+  vim.fn.mkdir(docdir, 'p')
+  vim.fn.writefile(vim.fn.readfile(H.plugin .. '/doc/qcoder.txt'), docdir .. '/qcoder.txt')
+  local ok_tags, tags_err = pcall(vim.cmd, 'helptags ' .. vim.fn.fnameescape(docdir))
+  H.ok(ok_tags, 'helptags accepts doc/qcoder.txt', tags_err)
+  local tags = table.concat(vim.fn.readfile(docdir .. '/tags'), '\n')
+  for _, tag in ipairs({ 'qcoder-setup', ':QcoderAsk', ':QcoderFix', ':QcoderRun', ':QcoderExplain',
+    ':QcoderRefactor', ':QcoderComplete', ':QcoderCancel', 'qcoder-completion' }) do
+    H.ok(tags:find(tag .. '\t', 1, true) ~= nil, 'help tag ' .. tag)
+  end
+
   -- Options -> server command and initializationOptions.
   local c = assert(q._validate({ cmd = { '/opt/qcoder', 'lsp' }, remote = 'https://gpu:8000/v1', mode = 'read-only' }))
   H.eq(q._server_cmd(c), { '/opt/qcoder', 'lsp', '--remote', 'https://gpu:8000/v1', '--mode', 'read-only' },
