@@ -194,6 +194,17 @@ H.run(function()
   H.eq(inline and inline.params.context, { triggerKind = 1 }, 'inlineCompletion is Invoked')
   H.eq(vim.api.nvim_win_get_cursor(0), { 2, 22 }, 'the cursor ends after the inserted text')
 
+  -- From a buffer that is not a file, :QcoderAsk uses the project's client and sends no uri.
+  vim.cmd('enew')
+  vim.cmd('QcoderAsk where is main?')
+  H.wait(5000, function()
+    return #H.noted('ANSWER: where is main?') > 0
+  end, 'the ask result from a scratch buffer')
+  H.eq((executes('qcoder.ask')[2] or { params = {} }).params.arguments, { { prompt = 'where is main?' } },
+    ':QcoderAsk from a scratch buffer sends {prompt}')
+  H.eq(#q.clients(), 1, 'no second client for the same project')
+  vim.cmd('buffer ' .. buf)
+
   -- Progress shows in status(); :QcoderCancel sends $/cancelRequest for the running command.
   vim.cmd('QcoderRun slow')
   H.wait(5000, function()

@@ -725,7 +725,7 @@ local function insert_completion(bufnr, win, item, text, pos)
   local srow = range.start.line
   local scol = position.byte_col(get_line(bufnr, srow), range.start.character)
   vim.lsp.util.apply_text_edits({ { range = range, newText = text } }, bufnr, 'utf-16')
-  local lines = vim.split(text, '\n', true)
+  local lines = vim.split(text, '\n', { plain = true })
   local row = srow + #lines - 1
   local col = (#lines == 1 and scol or 0) + #lines[#lines]
   if vim.api.nvim_win_is_valid(win) and vim.api.nvim_win_get_buf(win) == bufnr then
