@@ -28,7 +28,7 @@ if [ "$node_major" -lt 20 ]; then
 fi
 
 out_dir=$(mkdir -p "${out_arg:-.}" && cd "${out_arg:-.}" && pwd)
-step() { printf '=== %s\n' "$*"; }
+step() { printf '=== [%3d s] %s\n' "$(( $(date +%s) - t0 ))" "$*"; }
 t0=$(date +%s)
 
 stamp=node_modules/.qcoder-lock-sha256
@@ -66,4 +66,4 @@ if command -v unzip >/dev/null 2>&1; then
     echo "FAIL: sources or tests were packaged into $vsix"; exit 1
   fi
 fi
-step "ok in $(( $(date +%s) - t0 )) s"
+step "ok"

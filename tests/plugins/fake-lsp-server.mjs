@@ -6,6 +6,7 @@
 // tests read back to check what the plugin sent.
 //
 // Usage: node fake-lsp-server.mjs --trace FILE [any qcoder lsp arguments...]
+//    or: QCODER_FAKE_LSP_TRACE=FILE fake-lsp-server.mjs lsp [...]   (as a stand-in binary)
 // The first trace line is {"argv": [...], "cwd": ...}; then {"dir":"in"|"out", "msg": {...}}.
 //
 // Canned behaviour:
@@ -18,18 +19,19 @@
 //     qcoder.explain -> {text:"EXPLAINED <line>:<char>-<line>:<char>"} (also showMessage);
 //     qcoder.ask -> {text:"ANSWER: <prompt>"}; qcoder.run -> {summary:"RAN: <prompt>", ...};
 //     a prompt "slow" is held until $/cancelRequest arrives, then fails with -32800.
-//   textDocument/inlineCompletion -> {items:[{insertText:"<X>", range: empty at the position}]}
+//   textDocument/inlineCompletion -> {items:[{insertText:"<X>", range: empty at the position},
+//                                    an empty item, the "<X>" item again]}
 //   shutdown -> null; exit -> process exit 0.
 import fs from 'node:fs';
 
 const argv = process.argv.slice(2);
 const ti = argv.indexOf('--trace');
-if (ti < 0 || ti + 1 >= argv.length) {
-  process.stderr.write('fake-lsp-server: --trace FILE is required\n');
+const tracePath = ti >= 0 ? argv[ti + 1] : process.env.QCODER_FAKE_LSP_TRACE;
+if (!tracePath) {
+  process.stderr.write('fake-lsp-server: give --trace FILE or set QCODER_FAKE_LSP_TRACE\n');
   process.exit(2);
 }
-const tracePath = argv[ti + 1];
-const serverArgs = argv.slice(0, ti).concat(argv.slice(ti + 2));
+const serverArgs = ti >= 0 ? argv.slice(0, ti).concat(argv.slice(ti + 2)) : argv;
 const trace = (obj) => fs.appendFileSync(tracePath, JSON.stringify(obj) + '\n');
 trace({ argv: serverArgs, cwd: process.cwd() });
 
@@ -138,7 +140,13 @@ function handle(msg) {
       executeCommand(id, params);
       break;
     case 'textDocument/inlineCompletion':
-      reply(id, { items: [{ insertText: '<X>', range: { start: params.position, end: params.position } }] });
+      // The first usable item is "<X>"; an empty and a duplicate item follow, which
+      // clients should drop.
+      reply(id, { items: [
+        { insertText: '<X>', range: { start: params.position, end: params.position } },
+        { insertText: '' },
+        { insertText: '<X>', range: { start: params.position, end: params.position } },
+      ] });
       break;
     case '$/cancelRequest': {
       const resume = held.get(params.id);

@@ -129,7 +129,8 @@ class Qcoder implements vscode.Disposable {
       } else if (e.newState === State.Starting) {
         this.status({ type: 'starting' });
       } else if (e.newState === State.Stopped) {
-        this.status({ type: 'stopped' });
+        // stop() forgets the client first, so a stop seen here was not asked for.
+        this.status({ type: 'error', message: 'the language server stopped (see the output).' });
       }
     });
     this.client = client;
@@ -193,7 +194,11 @@ class Qcoder implements vscode.Disposable {
     } else if (this.starting) {
       await this.starting;
     }
-    return this.client?.state === State.Running ? this.client : undefined;
+    if (this.client?.state === State.Running) {
+      return this.client;
+    }
+    void vscode.window.showWarningMessage('qcoder: the language server is not ready yet; try again in a moment.');
+    return undefined;
   }
 
   private editorFor(name: string): vscode.TextEditor | undefined {
