@@ -23,7 +23,8 @@ const ext = require('../src/extension') as typeof import('../src/extension');
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 const fakeServer = path.resolve(__dirname, '..', '..', '..', '..', 'tests', 'plugins', 'fake-lsp-server.mjs');
-const tracePath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qcoder-vscode-')), 'trace.jsonl');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'qcoder-vscode-'));
+const tracePath = path.join(tmp, 'trace.jsonl');
 
 interface Msg { id?: number | string; method?: string; params?: Record<string, unknown>; result?: unknown }
 function trace(): { argv?: string[]; dir?: string; msg?: Msg }[] {
@@ -56,6 +57,7 @@ before(async () => {
 
 after(async () => {
   await ext.deactivate();
+  fs.rmSync(tmp, { recursive: true, force: true });
 });
 
 test('the server is started with the settings as arguments and initializationOptions', () => {
