@@ -104,9 +104,10 @@ export function messageLevel(type: number): Level {
 const ANNOUNCE_WINDOW_MS = 10_000; // a result and the server's showMessage for it arrive within this
 
 /**
- * Shows each text once: `filter` returns the text to show now (the main text unless one
+ * Shows each result once: `filter` returns the text to show now (the main text unless one
  * containing it, or contained in it, was shown within the window; plus `extra`), or
- * undefined when there is nothing new.
+ * undefined when there is nothing new. A shown text hides one repeat only (the pair is then
+ * used up), so the same result of a second request is shown again.
  */
 export class Announcer {
   private recent: { text: string; at: number }[] = [];
@@ -119,8 +120,11 @@ export class Announcer {
     const key = message.trim();
     let seen = false;
     if (key !== '') {
-      seen = this.recent.some((a) => a.text.includes(key) || key.includes(a.text));
-      if (!seen) {
+      const i = this.recent.findIndex((a) => a.text.includes(key) || key.includes(a.text));
+      seen = i >= 0;
+      if (seen) {
+        this.recent.splice(i, 1);
+      } else {
         this.recent.push({ text: key, at: t });
       }
     }

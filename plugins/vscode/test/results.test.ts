@@ -27,14 +27,16 @@ test('errors and cancellation', () => {
   assert.deepEqual([1, 2, 3, 4, 5].map(messageLevel), ['error', 'warning', 'info', 'info', 'info']);
 });
 
-test('the Announcer shows a text once within 10 s, in either order, and always the extras', () => {
+test('the Announcer hides one repeat of a text within 10 s, in either order, never the extras', () => {
   let now = 1000;
   const a = new Announcer(() => now);
   assert.equal(a.filter('Added the missing semicolon.'), 'Added the missing semicolon.');
   assert.equal(a.filter('Added the missing semicolon.', 'changed: src/main.c'), 'changed: src/main.c');
+  assert.equal(a.filter('Added the missing semicolon.'), 'Added the missing semicolon.', 'a second request: shown again');
   assert.equal(a.filter('qcoder: Added the missing semicolon. (1 file)'), undefined, 'contains a shown text');
   assert.equal(a.filter('  '), undefined);
+  assert.equal(a.filter('Explained.'), 'Explained.');
   now += 10_001;
-  assert.equal(a.filter('Added the missing semicolon.'), 'Added the missing semicolon.', 'shown again after the window');
+  assert.equal(a.filter('Explained.'), 'Explained.', 'shown again after the window');
   assert.equal(a.filter('Something else', 'x'), 'Something else — x');
 });

@@ -103,6 +103,18 @@ H.run(function()
   vim.cmd('silent undo')
   H.eq(H.lines(buf)[3], '  return 0', 'undo reverts the applied edit')
 
+  -- :QcoderFix with a hint sends it as the instruction.
+  vim.cmd('QcoderFix  the semicolon is missing ')
+  H.wait(5000, function()
+    return #executes('qcoder.fix') == 2 and H.lines(buf)[3] == 'FIXED'
+  end, 'the second fix')
+  H.eq(executes('qcoder.fix')[2].params.arguments[1].instruction, 'the semicolon is missing',
+    ':QcoderFix {hint} sends the instruction')
+  H.wait(3000, function()
+    return #H.noted('qcoder.fix applied: true') == 2
+  end, 'the second fix result to be shown (once)')
+  vim.cmd('silent undo')
+
   -- :'<,'>QcoderExplain on a characterwise selection "héllo 😀" (bytes 8..18, UTF-16 8..16).
   H.keys('2G9|v6l<Esc>')
   vim.cmd("'<,'>QcoderExplain")
@@ -168,7 +180,7 @@ H.run(function()
   end, 'the code action fix to land')
   H.ok(vim.tbl_contains(chosen, 'qcoder: explain') and vim.tbl_contains(chosen, 'qcoder: refactor…'),
     'the server offers fix, explain and refactor actions', vim.inspect(chosen))
-  H.eq(#executes('qcoder.fix'), 2, 'the fix action sent qcoder.fix')
+  H.eq(#executes('qcoder.fix'), 3, 'the fix action sent qcoder.fix')
   vim.cmd('silent undo')
   vim.g.qcoder_test_pick = 'qcoder: refactor…'
   vim.lsp.buf.code_action()

@@ -82,7 +82,9 @@ end
 
 -- Show `text` unless the same text (one containing the other) was shown within the window:
 -- the server announces results with showMessage and the plugin shows the command's result,
--- in either order. `extra` (stop reason, changed files) is shown even when `text` is not.
+-- in either order. A shown text hides one repeat only (the pair is then used up), so the
+-- same result of a second request is shown again. `extra` (stop reason, changed files) is
+-- shown even when `text` is not.
 local function announce(text, level, extra)
   local t = now_ms()
   local fresh = {}
@@ -95,9 +97,10 @@ local function announce(text, level, extra)
   local key = trim(text)
   local seen = false
   if key ~= '' then
-    for _, a in ipairs(fresh) do
+    for i, a in ipairs(fresh) do
       if a.text:find(key, 1, true) or key:find(a.text, 1, true) then
         seen = true
+        table.remove(fresh, i)
         break
       end
     end
@@ -576,18 +579,23 @@ local function file_target(need_what)
   return bufnr, id
 end
 
---- :QcoderFix — fix the cursor line or the range, with the diagnostics there.
+--- :QcoderFix [hint] — fix the cursor line or the range, with the diagnostics there; an
+--- optional hint (opts.args) is sent as the contract's `instruction`.
 function M.fix(opts)
   local bufnr, id = file_target('QcoderFix')
   if not bufnr then
     return
   end
   local range = target_range(bufnr, opts)
-  execute(id, 'qcoder.fix', {
+  local arg = {
     uri = vim.uri_from_bufnr(bufnr),
     range = range,
     diagnostics = diagnostics_in(bufnr, range),
-  }, bufnr)
+  }
+  if opts and type(opts.args) == 'string' and trim(opts.args) ~= '' then
+    arg.instruction = trim(opts.args)
+  end
+  execute(id, 'qcoder.fix', arg, bufnr)
 end
 
 --- :QcoderExplain — explain the cursor line or the range.
@@ -864,7 +872,7 @@ local function define_commands()
   end, { nargs = '+', range = true, desc = 'qcoder: ask about the code (range is sent along)' })
   cmd('QcoderFix', function(o)
     M.fix(o)
-  end, { range = true, desc = 'qcoder: fix the line or range, with its diagnostics' })
+  end, { nargs = '*', range = true, desc = 'qcoder: fix the line or range, with its diagnostics' })
   cmd('QcoderRun', function(o)
     M.run(o.args)
   end, { nargs = '+', desc = 'qcoder: run the agent on the workspace' })
