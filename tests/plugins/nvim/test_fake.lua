@@ -92,8 +92,12 @@ H.run(function()
   local last_change = changes[#changes]
   H.ok(last_change and last_change.params.contentChanges[1].text:find('unsaved', 1, true),
     'the server saw the unsaved text (didChange)')
-  local apply = H.messages(trace(), 'out', 'workspace/applyEdit')[1]
-  local answer = apply and H.response(trace(), 'in', apply.id)
+  local answer
+  H.wait(5000, function()
+    local apply = H.messages(trace(), 'out', 'workspace/applyEdit')[1]
+    answer = apply and H.response(trace(), 'in', apply.id)
+    return answer ~= nil
+  end, 'the answer to applyEdit')
   H.ok(answer and answer.result and answer.result.applied == true, 'Neovim answers applyEdit with applied=true')
   H.wait(3000, function()
     return #H.noted('qcoder.fix applied: true') > 0
