@@ -45,12 +45,6 @@ static void free_opts(agent_backend_opts *o) {
   free((char *)o->tokenizer);
 }
 
-#ifndef QCODER_HAVE_ENGINE
-int agent__local_open(agent_backend *b, char **errmsg) {
-  if (errmsg) *errmsg = qc_asprintf("cannot run %s: this build of qcoder has no local engine", b->opts.spec);
-  return AGENT_ESPEC;
-}
-#endif
 
 int agent_backend_open(const agent_backend_opts *o, agent_backend **out, char **errmsg) {
   *out = NULL;

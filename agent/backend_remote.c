@@ -32,18 +32,14 @@
 #include "agent/backend.h"
 #include "agent/limits.h"
 #include "common/common.h"
-#ifdef QCODER_HAVE_ENGINE
 #include "engine/engine.h"
-#endif
 
 typedef struct remote {
   char *base;      /* scheme://host[:port][/prefix] without a trailing /v1 */
   char *api_key;   /* may be NULL */
   pthread_mutex_t mu;
   char *model;     /* resolved name */
-#ifdef QCODER_HAVE_ENGINE
   eng_model *tok;  /* tokenizer for exact counts, or NULL */
-#endif
 } remote;
 
 struct agent__bind {
@@ -573,15 +569,11 @@ static void r_cancel(agent__bind *x) {
 }
 
 static long r_count(agent_backend *b, const char *text, size_t len) {
-#ifdef QCODER_HAVE_ENGINE
   remote *r = b->impl;
   if (r->tok) {
     long n = eng_count_tokens(r->tok, text, len);
     if (n >= 0) return n;
   }
-#else
-  (void)b;
-#endif
   (void)text;
   return agent__estimate_tokens(len);
 }
@@ -597,9 +589,7 @@ static void r_close(agent_backend *b) {
     free(r->api_key);
   }
   free(r->model);
-#ifdef QCODER_HAVE_ENGINE
   if (r->tok) eng_model_close(r->tok);
-#endif
   pthread_mutex_destroy(&r->mu);
   free(r);
 }
@@ -637,7 +627,6 @@ int agent__remote_open(agent_backend *b, char **errmsg) {
   const char *key = env ? getenv(env) : getenv("QCODER_API_KEY");
   if (!env && (!key || !*key)) key = getenv("OPENAI_API_KEY");
   if (key && *key) r->api_key = strdup(key);
-#ifdef QCODER_HAVE_ENGINE
   if (b->opts.tokenizer) {
     eng_model_opts mo = {.vocab_only = 1};
     eng_error ee = {0};
@@ -649,15 +638,6 @@ int agent__remote_open(agent_backend *b, char **errmsg) {
       return AGENT_ESPEC;
     }
   }
-#else
-  if (b->opts.tokenizer) {
-    if (errmsg) *errmsg = strdup("this build has no engine to read a tokenizer GGUF");
-    b->impl = r;
-    r_close(b);
-    b->impl = NULL;
-    return AGENT_ESPEC;
-  }
-#endif
   b->impl = r;
   b->ops = b->opts.api == AGENT_REMOTE_COMPLETIONS ? &k_completions_ops : &k_chat_ops;
   return AGENT_OK;

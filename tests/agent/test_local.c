@@ -107,46 +107,4 @@ TEST(ten_turns_with_prefix_reuse_and_clear_stops) {
   free(path);
 }
 
-TEST(fim_completion_on_the_local_engine) {
-  char *path = model_path();
-  if (!path) SKIP("the tiny oracle model is not available");
-  agent_backend *b = open_local(path);
-  char *prompt = agent_fim_prompt("def add(a, b):\n    ", "\n");
-  agent_complete_opts co = {.max_tokens = 8};
-  char *out = NULL, *err = NULL;
-  ASSERT_MSG(agent_backend_complete(b, prompt, &co, &out, &err) == AGENT_OK, "%s", err ? err : "?");
-  ASSERT(out != NULL);
-  free(out);
-  free(prompt);
-  agent_backend_close(b);
-  free(path);
-}
-
-TEST(a_remote_counts_exactly_with_a_tokenizer_gguf) {
-  char *path = model_path();
-  if (!path) SKIP("the tiny oracle model is not available");
-  agent_backend_opts o;
-  agent_backend_opts_init(&o);
-  o.spec = "http://127.0.0.1:9/v1";
-  agent_backend *est = NULL, *exact = NULL;
-  ASSERT_EQ_INT(agent_backend_open(&o, &est, NULL), AGENT_OK);
-  o.tokenizer = path;
-  ASSERT_EQ_INT(agent_backend_open(&o, &exact, NULL), AGENT_OK);
-  agent_backend *local = open_local(path);
-  const char *text = "<|im_start|>user\nint main(void) { return 0; }<|im_end|>\n";
-  long n_local = local->ops->count_tokens(local, text, strlen(text));
-  ASSERT(n_local > 0);
-  ASSERT_EQ_INT(exact->ops->count_tokens(exact, text, strlen(text)), n_local);
-  ASSERT_EQ_INT(est->ops->count_tokens(est, text, strlen(text)), (long)(strlen(text) + 2) / 3);
-  o.tokenizer = "/nonexistent.gguf";
-  agent_backend *bad = NULL;
-  char *err = NULL;
-  ASSERT(agent_backend_open(&o, &bad, &err) != AGENT_OK && err);
-  free(err);
-  agent_backend_close(est);
-  agent_backend_close(exact);
-  agent_backend_close(local);
-  free(path);
-}
-
 QC_TEST_MAIN
