@@ -659,7 +659,7 @@ static int checkpoint(agent_session *s, const agent__call *c, char **id, char **
 }
 
 /* Run one call and append its result message. */
-static run_status run_call(agent_session *s, agent__call *c, int cancelled_already) {
+static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, int cancelled_already) {
   if (!c->id) {
     char rid[40];
     agent__new_id(rid, sizeof rid);
@@ -672,7 +672,6 @@ static run_status run_call(agent_session *s, agent__call *c, int cancelled_alrea
                     .locations = m.loc.path ? &m.loc : NULL, .n_locations = m.loc.path ? 1 : 0,
                     .has_locations = m.loc.path != NULL};
   agent__emit(s, &ev);
-  int64_t msg_seq = s->seqs[json_array_size(s->msgs) - 1];
   if (s->store) agent__store_tool_call(s->store, s->id, c->id, msg_seq, c->name, c->args, "pending");
 
   tool_result res = {0};
@@ -920,9 +919,10 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res) {
       break;
     }
     int stop_cancel = cancelled;
+    int64_t assistant_seq = s->seqs[json_array_size(s->msgs) - 1];
     for (size_t i = 0; i < t.n_calls; i++) {
       res->n_tool_calls++;
-      if (run_call(s, t.calls[i], stop_cancel) == RUN_CANCELLED) stop_cancel = 1;
+      if (run_call(s, t.calls[i], assistant_seq, stop_cancel) == RUN_CANCELLED) stop_cancel = 1;
     }
     turn_release(&t);
     if (stop_cancel || atomic_load(&s->cancel)) {
