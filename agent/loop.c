@@ -44,6 +44,7 @@ static int grow_seqs(agent_session *s, size_t need) {
 }
 
 int agent__session_append(agent_session *s, json_t *msg) {
+  if (!msg) return AGENT_ENOMEM;
   size_t n = json_array_size(s->msgs);
   if (grow_seqs(s, n + 1) || json_array_append_new(s->msgs, msg)) return AGENT_ENOMEM;
   s->seqs[n] = s->next_seq++;
@@ -733,6 +734,13 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
     }
   }
   if (!text) text = strdup("Error: out of memory");
+  if (text && !qc_utf8_valid(text, strlen(text))) { /* the model and the editor read UTF-8 only */
+    char *clean = qc_utf8_sanitize(text, strlen(text), NULL);
+    if (clean) {
+      free(text);
+      text = clean;
+    }
+  }
 
   /* loop detection: the same call with the same result again */
   char *args = json_dumps(c->args, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -906,7 +914,10 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res) {
                                              "name", c->name, "arguments", c->args));
     }
     if (t.n_calls || t.text.len || !cancelled) {
-      json_t *am = json_pack("{s:s, s:s%}", "role", "assistant", "content", t.text.data, t.text.len);
+      size_t tl = t.text.len;
+      char *reply = qc_utf8_sanitize(t.text.data, t.text.len, &tl);
+      json_t *am = json_pack("{s:s, s:s%}", "role", "assistant", "content", reply ? reply : "", reply ? tl : 0);
+      free(reply);
       if (t.n_calls) json_object_set(am, "tool_calls", calls);
       agent__session_append(s, am);
     }
