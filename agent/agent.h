@@ -234,6 +234,7 @@ const char *agent_stop_name(agent_stop s);
 
 typedef enum agent_event_type {
   AGENT_EVENT_MESSAGE_CHUNK,     /* agent_message_chunk: `text` */
+  AGENT_EVENT_USER_MESSAGE_CHUNK,/* user_message_chunk: `text` (agent_session_replay only) */
   AGENT_EVENT_TOOL_CALL,         /* tool_call: a new call, status "pending" */
   AGENT_EVENT_TOOL_CALL_UPDATE,  /* tool_call_update: only the fields that changed are set */
   AGENT_EVENT_PLAN,              /* plan: the complete list of entries */
@@ -262,7 +263,7 @@ typedef struct agent_plan_entry {
 typedef struct agent_event {
   agent_event_type type;
   const char *session_id;
-  const char *text;       /* MESSAGE_CHUNK (complete UTF-8), COMPACTION, STOP (error) */
+  const char *text;       /* MESSAGE_CHUNKs (complete UTF-8), COMPACTION, STOP (error) */
   size_t text_len;
   /* TOOL_CALL / TOOL_CALL_UPDATE; NULL (or has_locations 0) = unchanged */
   const char *tool_call_id;
@@ -401,6 +402,11 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res);
 
 /* Thread-safe, any time; a no-op when nothing runs. */
 void agent_session_cancel(agent_session *s);
+
+/* Replay the conversation (after the system prompt) as events through the session's
+ * callback, on the caller's thread — what ACP's session/load sends before answering: user
+ * and agent message chunks, each tool call and its final update. Not while a run is going. */
+void agent_session_replay(agent_session *s);
 
 /* The conversation as OpenAI-style messages (a new reference; tool_calls arguments are
  * objects), and the exact prompt the next model call would see. */

@@ -786,6 +786,50 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
   return rs;
 }
 
+/* ---- replay (ACP session/load) ----------------------------------------------------------- */
+
+void agent_session_replay(agent_session *s) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(s->msgs, i, m) {
+    if (i == 0) continue; /* the system prompt is not part of the conversation shown */
+    const char *role = role_of(m);
+    qc_buf text;
+    qc_buf_init(&text, 0);
+    agent__content_text(&text, json_object_get(m, "content"));
+    if (!strcmp(role, "tool")) {
+      const char *id = json_string_value(json_object_get(m, "tool_call_id"));
+      int failed = qc_str_has_prefix(text.data, "Error:") || qc_str_has_prefix(text.data, "Not run:") ||
+                   qc_str_has_prefix(text.data, "The user denied") || qc_str_has_prefix(text.data, "Cancelled");
+      agent_event ev = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = id ? id : "",
+                        .status = failed ? "failed" : "completed", .content = text.data};
+      agent__emit(s, &ev);
+    } else if (text.len) {
+      agent_event ev = {.type = strcmp(role, "assistant") ? AGENT_EVENT_USER_MESSAGE_CHUNK : AGENT_EVENT_MESSAGE_CHUNK,
+                        .text = text.data, .text_len = text.len};
+      agent__emit(s, &ev);
+    }
+    size_t j;
+    json_t *call;
+    json_array_foreach(json_object_get(m, "tool_calls"), j, call) {
+      json_t *fn = json_object_get(call, "function");
+      agent__call c = {.id = (char *)json_string_value(json_object_get(call, "id")),
+                       .name = (char *)(json_string_value(json_object_get(fn, "name")) ?: ""),
+                       .args = json_object_get(fn, "arguments")};
+      if (!json_is_object(c.args)) continue;
+      call_meta cm;
+      call_meta_init(s, &c, &cm);
+      agent_event ev = {.type = AGENT_EVENT_TOOL_CALL, .tool_call_id = c.id ? c.id : "", .tool_name = c.name,
+                        .title = cm.title, .kind = cm.kind, .status = "pending", .raw_input = c.args,
+                        .locations = cm.loc.path ? &cm.loc : NULL, .n_locations = cm.loc.path ? 1 : 0,
+                        .has_locations = cm.loc.path != NULL};
+      agent__emit(s, &ev);
+      call_meta_release(&cm);
+    }
+    qc_buf_release(&text);
+  }
+}
+
 /* ---- the run ------------------------------------------------------------------------------- */
 
 static void stop_event(agent_session *s, agent_run_result *res) {

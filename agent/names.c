@@ -112,7 +112,9 @@ json_t *agent_event_to_acp(const agent_event *ev) {
   json_t *u = NULL;
   switch (ev->type) {
   case AGENT_EVENT_MESSAGE_CHUNK:
-    u = json_pack("{s:s, s:o}", "sessionUpdate", "agent_message_chunk", "content",
+  case AGENT_EVENT_USER_MESSAGE_CHUNK:
+    u = json_pack("{s:s, s:o}", "sessionUpdate",
+                  ev->type == AGENT_EVENT_MESSAGE_CHUNK ? "agent_message_chunk" : "user_message_chunk", "content",
                   text_block(ev->text, ev->text_len));
     break;
   case AGENT_EVENT_TOOL_CALL:

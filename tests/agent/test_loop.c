@@ -96,6 +96,8 @@ static void on_event(void *user, const agent_event *ev) {
   json_t *u = agent_event_to_acp(ev);
   if (u) json_array_append_new(r->acp, u);
   switch (ev->type) {
+  case AGENT_EVENT_USER_MESSAGE_CHUNK:
+    break;
   case AGENT_EVENT_MESSAGE_CHUNK:
     qc_buf_append(&r->text, ev->text, ev->text_len);
     if (!r->log.len || !qc_str_has_suffix(r->log.data, "text\n")) qc_buf_puts(&r->log, "text\n");
@@ -606,6 +608,14 @@ TEST(sessions_are_stored_and_resume_to_the_same_prompt) {
   ASSERT(json_equal(msgs_before, msgs_after));
   char *after = agent_session_render(s);
   ASSERT_STR_EQ(after, before);
+  /* session/load: the conversation replayed as events */
+  qc_buf_reset(&r.log);
+  json_array_clear(r.acp);
+  agent_session_replay(s);
+  ASSERT_STR_EQ(r.log.data, "call read_file pending\nupdate completed\ntext\n");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(r.acp, 0), "sessionUpdate")), "user_message_chunk");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(json_array_get(r.acp, 0), "content"), "text")),
+                "What does add do?\nsecond line");
   /* the resumed session goes on (its script replays from the start: reply 1 is a read) */
   ASSERT_EQ_INT(agent_run(s, "and now?", &res), AGENT_OK);
   agent_run_result_release(&res);
