@@ -94,7 +94,7 @@ typedef struct tool_exec_result {
   int truncated;
 } tool_exec_result;
 
-/* Optional redirection of file I/O and commands to an editor (ACP fs/* and terminal/*):
+/* Optional redirection of file I/O and commands to an editor (ACP fs/... and terminal/... methods):
  * the editor sees its unsaved buffers and keeps its own undo. Any hook may be NULL.
  * Hooks are called on the tool's thread and may block until the editor answers; they
  * return 0 on success, else nonzero with *err set (malloc'd). */
@@ -112,6 +112,11 @@ typedef struct tool_ws_opts {
   const char *runtime_dir;   /* hidden from sandboxed commands; default qc_runtime_dir() */
   const char *test_command;  /* overrides .qcoder/config.json and detection (fix-tests) */
   const tool_io *io;         /* NULL: everything local */
+  /* edit_file and write_file over an existing file normally require that the agent read
+   * (or wrote) the file in this workspace first, and refuse when it changed on disk since.
+   * Nonzero: a file never read may be edited (the staleness check still applies to files
+   * that were read). For one-shot use such as `qcoder tool`, where nothing was read. */
+  int edit_without_read;
 } tool_ws_opts;
 
 typedef struct tool_ws tool_ws;
