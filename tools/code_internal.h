@@ -51,6 +51,12 @@
 #define TOOL__CODE_SIG_MAX 200u
 /* Lines from a definition's start to its name that are folded into the signature. */
 #define TOOL__CODE_SIG_LINES 4u
+/* Files a workspace scan (find_symbol, repo map) looks at, and the largest it parses:
+ * bigger files are data or generated, and a scan must stay interactive. */
+#define TOOL__CODE_SCAN_MAX_FILES 50000u
+#define TOOL__CODE_SCAN_FILE_MAX (1u * 1024 * 1024)
+/* Directory depth of the plain (non-git) walk. */
+#define TOOL__CODE_SCAN_DEPTH 32
 /* Longest identifier recorded as a tag (longer ones are data, not names). */
 #define TOOL__CODE_NAME_MAX 256u
 
@@ -142,5 +148,22 @@ typedef struct tool__syntax_err {
 int tool__syntax_errors(const tool__lang *l, const char *src, size_t len, size_t max,
                         tool__syntax_err **out);
 void tool__syntax_errs_free(tool__syntax_err *v, size_t n);
+
+/* ---- workspace scans ------------------------------------------------------------- */
+
+/* Every file under `root` that may be source, as a path relative to root, in byte order:
+ * in a git repository the files git would show (tracked, or untracked and not ignored);
+ * elsewhere a walk that skips hidden entries and dependency/build folders (node_modules,
+ * target, build, dist, __pycache__, venv). Symlinks are never followed. Stops early when
+ * fn returns nonzero, or after TOOL__CODE_SCAN_MAX_FILES files (*truncated set). */
+typedef int (*tool__src_fn)(void *user, const char *rel);
+int tool__source_files(const char *root, tool__src_fn fn, void *user, int *truncated,
+                       char **err);
+
+/* Read root/rel for a scan: a regular file (not a symlink), at most `max` bytes, not
+ * binary. 0 with *data malloc'd, or -1 (skip it). `st` receives its lstat when not NULL. */
+struct stat;
+int tool__read_source(const char *root, const char *rel, size_t max, char **data, size_t *len,
+                      struct stat *st);
 
 #endif

@@ -27,6 +27,8 @@
  * are added here (one line each). */
 static const tool_def *const tool__lists[] = {
     tool__fs_defs,
+    tool__code_defs,
+    tool__git_defs,
     NULL,
 };
 
