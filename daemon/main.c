@@ -20,9 +20,41 @@ static const char usage_help[] =
     "\n"
     "List the commands, or print the full help of one command.\n";
 
+static const char usage_repomap[] =
+    "usage: qcoder repomap [--workspace DIR] [--budget N] [--focus FILE...] [--stats]\n"
+    "\n"
+    "Print the repo map of a workspace (default: the current directory): its definitions\n"
+    "ranked by how much the rest of the code refers to them (PageRank over the file\n"
+    "reference graph, as Aider does), as file paths followed by signature lines, within a\n"
+    "budget of N tokens (default 1024, counted as bytes/4). --focus ranks toward the given\n"
+    "files (paths relative to the workspace) and leaves them out of the map, as for files\n"
+    "already in a conversation. --stats prints counts and timings to stderr.\n";
+
+static const char usage_checkpoint[] =
+    "usage: qcoder checkpoint create [-m MESSAGE] [--workspace DIR] [--json]\n"
+    "       qcoder checkpoint list [--workspace DIR] [--json]\n"
+    "       qcoder checkpoint diff [ID] [--workspace DIR] [--json]\n"
+    "       qcoder checkpoint restore [ID] [--workspace DIR] [--json]\n"
+    "\n"
+    "Snapshots of the workspace's files (tracked, and untracked but not ignored; modes and\n"
+    "symlinks included), stored as commits under refs/qcoder/checkpoints/ without touching\n"
+    "HEAD, the index or any file. A directory that is not a git repository gets a private\n"
+    "repository under qcoder's state directory instead. ID is the id that create and list\n"
+    "print, a unique prefix of it, or 'latest' (the default).\n"
+    "\n"
+    "  create   take a checkpoint and print its id\n"
+    "  list     list checkpoints, newest first\n"
+    "  diff     show a patch from the checkpoint to the files as they are now\n"
+    "  restore  make the files equal to the checkpoint again: files created since are\n"
+    "           removed, changed and deleted ones come back with their modes; ignored\n"
+    "           files and .git are never touched. The current state is saved as a new\n"
+    "           checkpoint first, so a restore can be undone.\n";
+
 const qc_command qc_commands[] = {
     {"help", "show help for qcoder or one command", usage_help, cmd_help},
     {"version", "print version information", usage_version, cmd_version},
+    {"repomap", "print the ranked map of a repository's definitions", usage_repomap, cmd_repomap},
+    {"checkpoint", "create, list, diff or restore snapshots of a workspace", usage_checkpoint, cmd_checkpoint},
     {NULL, NULL, NULL, NULL},
 };
 

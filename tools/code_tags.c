@@ -66,9 +66,29 @@ static TSNode widen(TSNode n) {
   return n;
 }
 
+/* Append src[a..b) to out[*o..max) with whitespace runs folded to one space. */
+static void fold(const char *src, size_t a, size_t b, char *out, size_t *o, size_t max) {
+  int space = *o > 0;
+  for (size_t i = a; i < b && *o < max; i++) {
+    unsigned char c = (unsigned char)src[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      space = *o > 0;
+      continue;
+    }
+    if (space) {
+      if (*o + 1 >= max) break;
+      out[(*o)++] = ' ';
+      space = 0;
+    }
+    out[(*o)++] = (char)c;
+  }
+}
+
 /* The signature: from the start of the definition's first line through the end of the
- * line holding its name (at most TOOL__CODE_SIG_LINES lines), whitespace runs folded
- * to one space, trimmed, cut at TOOL__CODE_SIG_MAX bytes on a character boundary. */
+ * line holding its name, whitespace runs folded to one space, cut at TOOL__CODE_SIG_MAX
+ * bytes on a character boundary. When the name is TOOL__CODE_SIG_LINES or more lines
+ * below the start (`typedef struct x { ... } x_t;`), the first line and the name's line
+ * joined by " … ". */
 static char *signature(const char *src, size_t len, uint32_t start_byte, uint32_t name_byte) {
   size_t a = start_byte;
   while (a > 0 && src[a - 1] != '\n') a--;
@@ -76,29 +96,24 @@ static char *signature(const char *src, size_t len, uint32_t start_byte, uint32_
   while (b < len && src[b] != '\n') b++;
   size_t lines = 0;
   for (size_t i = a; i < b; i++) lines += src[i] == '\n';
-  if (lines >= TOOL__CODE_SIG_LINES) { /* too far apart: the name's line alone */
-    a = name_byte;
-    while (a > 0 && src[a - 1] != '\n') a--;
-  }
   char *out = malloc(TOOL__CODE_SIG_MAX + 1);
   if (!out) return NULL;
   size_t o = 0;
-  int space = 0;
-  for (size_t i = a; i < b && o < TOOL__CODE_SIG_MAX; i++) {
-    unsigned char c = (unsigned char)src[i];
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
-      space = o > 0;
-      continue;
+  if (lines >= TOOL__CODE_SIG_LINES) {
+    size_t e1 = a;
+    while (e1 < len && src[e1] != '\n') e1++;
+    size_t a2 = name_byte;
+    while (a2 > 0 && src[a2 - 1] != '\n') a2--;
+    fold(src, a, e1, out, &o, TOOL__CODE_SIG_MAX);
+    if (o + 5 < TOOL__CODE_SIG_MAX) {
+      memcpy(out + o, " \xe2\x80\xa6", 4); /* " …" */
+      o += 4;
     }
-    if (space) {
-      if (o + 1 >= TOOL__CODE_SIG_MAX) break;
-      out[o++] = ' ';
-      space = 0;
-    }
-    out[o++] = (char)c;
+    fold(src, a2, b, out, &o, TOOL__CODE_SIG_MAX);
+  } else {
+    fold(src, a, b, out, &o, TOOL__CODE_SIG_MAX);
   }
-  /* do not end inside a UTF-8 sequence */
-  o = qc_utf8_complete_len(out, o);
+  o = qc_utf8_complete_len(out, o); /* do not end inside a UTF-8 sequence */
   out[o] = 0;
   return out;
 }

@@ -3,4 +3,4 @@
 # glob). Included from tools/CMakeLists.txt.
 include(${CMAKE_SOURCE_DIR}/cmake/Grammars.cmake)
 set(QC_TOOLS2_SOURCES ${QC_QUERIES_C})
-set(QC_TOOLS2_LIBS qc_grammars PkgConfig::TS)
+set(QC_TOOLS2_LIBS qc_grammars PkgConfig::TS m)

@@ -1,0 +1,133 @@
+/* cmd_checkpoint.c — `qcoder checkpoint create|list|diff|restore`: the agent's safety net,
+ * by hand.
+ *
+ * Checkpoints are commits under refs/qcoder/checkpoints/ of the workspace's repository
+ * (a shadow repository under the state directory when the workspace is not one); see
+ * tools.h. `restore` first saves the current state as a new checkpoint, so a restore can
+ * itself be undone.
+ */
+#include "daemon/commands.h"
+#include "tools/tools.h"
+#include "common/common.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void print_json(json_t *j) {
+  char *s = json_dumps(j, JSON_INDENT(2));
+  if (s) puts(s);
+  free(s);
+}
+
+static int fail(const char *what, int rc, char *err) {
+  fprintf(stderr, "qcoder checkpoint %s: %s\n", what, err ? err : tool_strerror(rc));
+  free(err);
+  return 1;
+}
+
+int cmd_checkpoint(int argc, char **argv) {
+  const char *sub = NULL, *id = NULL, *ws_dir = ".", *message = NULL;
+  int json = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--workspace") == 0 && i + 1 < argc) ws_dir = argv[++i];
+    else if ((strcmp(a, "-m") == 0 || strcmp(a, "--message") == 0) && i + 1 < argc) message = argv[++i];
+    else if (strcmp(a, "--json") == 0) json = 1;
+    else if (a[0] == '-') return qc_cmd_usage_error("checkpoint", "unknown option '%s'", a);
+    else if (!sub) sub = a;
+    else if (!id) id = a;
+    else return qc_cmd_usage_error("checkpoint", "unexpected argument '%s'", a);
+  }
+  if (!sub) return qc_cmd_usage_error("checkpoint", "which one: create, list, diff or restore?");
+  int is_create = strcmp(sub, "create") == 0, is_list = strcmp(sub, "list") == 0;
+  int is_diff = strcmp(sub, "diff") == 0, is_restore = strcmp(sub, "restore") == 0;
+  if (!is_create && !is_list && !is_diff && !is_restore)
+    return qc_cmd_usage_error("checkpoint", "unknown subcommand '%s'", sub);
+  if (id && (is_create || is_list))
+    return qc_cmd_usage_error("checkpoint", "'%s' takes no id (use -m for a message)", sub);
+
+  tool_ws_opts o = {0};
+  o.sandbox = TOOL_SANDBOX_OFF;
+  tool_ws *ws = NULL;
+  char *err = NULL;
+  if (tool_ws_open(ws_dir, &o, &ws, &err) != 0) {
+    fprintf(stderr, "qcoder checkpoint: cannot open workspace %s: %s\n", ws_dir, err ? err : "?");
+    free(err);
+    return 1;
+  }
+  int rc, status = 0;
+  if (is_create) {
+    char *cid = NULL;
+    rc = tool_checkpoint_create(ws, message ? message : "checkpoint (qcoder checkpoint create)", &cid, &err);
+    if (rc != TOOL_OK) status = fail("create", rc, err);
+    else if (json) {
+      json_t *j = json_pack("{s:s}", "id", cid);
+      print_json(j);
+      json_decref(j);
+    } else {
+      printf("%s\n", cid);
+    }
+    free(cid);
+  } else if (is_list) {
+    json_t *list = NULL;
+    rc = tool_checkpoint_list(ws, &list, &err);
+    if (rc != TOOL_OK) status = fail("list", rc, err);
+    else if (json) print_json(list);
+    else if (json_array_size(list) == 0) printf("no checkpoints\n");
+    else {
+      size_t i;
+      json_t *e;
+      json_array_foreach(list, i, e) {
+        printf("%s  %s  %s\n", json_string_value(json_object_get(e, "id")),
+               json_string_value(json_object_get(e, "time")), json_string_value(json_object_get(e, "message")));
+      }
+    }
+    json_decref(list);
+  } else if (is_diff) {
+    char *patch = NULL;
+    json_t *stats = NULL;
+    rc = tool_checkpoint_diff(ws, id ? id : "latest", &patch, &stats, &err);
+    if (rc != TOOL_OK) status = fail("diff", rc, err);
+    else if (json) {
+      json_t *j = json_pack("{s:s, s:O}", "patch", patch, "stats", stats ? stats : json_null());
+      print_json(j);
+      json_decref(j);
+    } else {
+      fputs(patch, stdout);
+    }
+    free(patch);
+    json_decref(stats);
+  } else {
+    char *saved = NULL;
+    json_t *sum = NULL;
+    rc = tool_checkpoint_create(ws, "before `qcoder checkpoint restore`", &saved, &err);
+    if (rc != TOOL_OK) {
+      status = fail("restore", rc, err);
+    } else {
+      rc = tool_checkpoint_restore(ws, id ? id : "latest", &sum, &err);
+      if (rc != TOOL_OK) status = fail("restore", rc, err);
+      else {
+        json_object_set_new(sum, "saved_as", json_string(saved));
+        if (json) print_json(sum);
+        else {
+          printf("restored %lld files, removed %lld, %lld unchanged; the previous state is checkpoint %s\n",
+                 json_integer_value(json_object_get(sum, "restored")),
+                 json_integer_value(json_object_get(sum, "removed")),
+                 json_integer_value(json_object_get(sum, "unchanged")), saved);
+          size_t i;
+          json_t *e;
+          json_array_foreach(json_object_get(sum, "errors"), i, e)
+            fprintf(stderr, "  not restored: %s: %s\n", json_string_value(json_object_get(e, "path")),
+                    json_string_value(json_object_get(e, "error")));
+        }
+        if (json_array_size(json_object_get(sum, "errors"))) status = 1;
+      }
+    }
+    free(saved);
+    json_decref(sum);
+  }
+  tool_ws_close(ws);
+  return status;
+}
