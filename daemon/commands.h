@@ -25,6 +25,7 @@ int qc_cmd_usage_error(const char *name, const char *fmt, ...) __attribute__((fo
 
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_tool(int argc, char **argv);
 int cmd_repomap(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 

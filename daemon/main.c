@@ -20,6 +20,24 @@ static const char usage_help[] =
     "\n"
     "List the commands, or print the full help of one command.\n";
 
+static const char usage_tool[] =
+    "usage: qcoder tool NAME ['{json}' | -] [--workspace DIR] [--json] [--sandbox require|prefer|off]\n"
+    "       qcoder tool --list [--json]\n"
+    "\n"
+    "Run one of the agent's tools by hand, with the same validation, confinement and sandbox\n"
+    "the agent gets. The arguments are a JSON object ('-' reads it from stdin). The workspace\n"
+    "defaults to the current directory; --sandbox defaults to prefer (run unsandboxed with a\n"
+    "warning when bubblewrap is unavailable).\n"
+    "\n"
+    "  --json   print {\"ok\": true|false, \"output\": \"...\", \"error\": \"...\", \"data\": {...}}\n"
+    "  --list   print the tools with their descriptions and JSON schemas\n"
+    "\n"
+    "Exit status: 0 the tool succeeded, 1 it returned an error, 2 usage error.\n"
+    "\n"
+    "Examples:\n"
+    "  qcoder tool read_file '{\"path\": \"src/main.c\", \"offset\": 40, \"limit\": 20}'\n"
+    "  qcoder tool grep '{\"pattern\": \"TODO\", \"glob\": \"*.c\"}' --workspace ~/src/proj\n"
+    "  qcoder tool run_command '{\"command\": \"make -j2\", \"timeout_s\": 600}' --json\n";
 static const char usage_repomap[] =
     "usage: qcoder repomap [--workspace DIR] [--budget N] [--focus FILE...] [--stats]\n"
     "\n"
@@ -52,6 +70,7 @@ static const char usage_checkpoint[] =
 
 const qc_command qc_commands[] = {
     {"help", "show help for qcoder or one command", usage_help, cmd_help},
+    {"tool", "run one agent tool by hand, or list them", usage_tool, cmd_tool},
     {"version", "print version information", usage_version, cmd_version},
     {"repomap", "print the ranked map of a repository's definitions", usage_repomap, cmd_repomap},
     {"checkpoint", "create, list, diff or restore snapshots of a workspace", usage_checkpoint, cmd_checkpoint},

@@ -332,6 +332,8 @@ typedef struct tool__exec_opts {
 int tool__exec(tool_ws *ws, const tool__exec_opts *o, tool_exec_result *r, char **warning,
                char **err);
 void tool__exec_result_release(tool_exec_result *r);
+/* {"code": N, "signal": N, "timed_out": B} (new reference). */
+json_t *tool__exit_json(const tool_exec_result *r);
 
 /* The environment given to commands: a NULL-terminated malloc'd array of "K=V". `home`
  * and `tmpdir` are the values for HOME and TMPDIR. */
@@ -340,6 +342,8 @@ char **tool__exec_env(const char *home, const char *tmpdir);
 /* Sandbox (sandbox.c): whether bubblewrap works here (probed once per process), and the
  * argv prefix that runs a command inside it. */
 int tool__sandbox_available(char **why);
+/* Tests only: behave as if bubblewrap were missing (1) or as probed (0). */
+void tool__sandbox_force_unavailable(int on);
 /* Build the bwrap argv for `command` in `cwd_abs`; NULL-terminated, malloc'd strings. */
 char **tool__sandbox_argv(tool_ws *ws, const char *command, const char *cwd_abs,
                           char *const *env, const char *const *rw_dirs);

@@ -27,6 +27,10 @@
  * are added here (one line each). */
 static const tool_def *const tool__lists[] = {
     tool__fs_defs,
+    tool__edit_defs,
+    tool__grep_defs,
+    tool__exec_defs,
+    tool__tests_defs,
     tool__code_defs,
     tool__git_defs,
     NULL,

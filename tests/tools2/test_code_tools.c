@@ -193,6 +193,41 @@ TEST(write_file_reports_new_syntax_errors) {
   free(d);
 }
 
+TEST(edit_file_reports_new_syntax_errors_only) {
+  char *d = qct_tempdir("esyn");
+  char *p = qc_path_join(d, "m.py");
+  /* the file is already broken at line 2; the edit breaks line 5 too */
+  qct_write_file(p, "def ok():\n    return (1\n\ndef g():\n    return 2\n");
+  free(p);
+  tool_ws *ws = open_ws(d);
+  tool_result r = call(ws, "edit_file", "{\"path\":\"m.py\",\"old_string\":\"return 2\",\"new_string\":\"return 2 +\"}");
+  ASSERT_MSG(r.ok, "%s", r.error);
+  json_t *se = json_object_get(r.data, "syntax_errors");
+  if (se) { /* python's error recovery may fold both into one region; any report names the new line */
+    for (size_t i = 0; i < json_array_size(se); i++)
+      ASSERT(json_integer_value(json_object_get(json_array_get(se, i), "line")) != 2);
+  }
+  tool_result_release(&r);
+  /* a clean edit of a clean C file: nothing reported */
+  p = qc_path_join(d, "a.c");
+  qct_write_file(p, "int f(void) {\n  return 1;\n}\n");
+  free(p);
+  r = call(ws, "edit_file", "{\"path\":\"a.c\",\"old_string\":\"return 1;\",\"new_string\":\"return 2;\"}");
+  ASSERT_MSG(r.ok, "%s", r.error);
+  ASSERT(json_object_get(r.data, "syntax_errors") == NULL);
+  tool_result_release(&r);
+  /* an edit that breaks the function: the error's line is reported */
+  r = call(ws, "edit_file", "{\"path\":\"a.c\",\"old_string\":\"return 2;\",\"new_string\":\"return 2 +;\"}");
+  ASSERT_MSG(r.ok, "%s", r.error);
+  se = json_object_get(r.data, "syntax_errors");
+  ASSERT_EQ_INT(json_array_size(se), 1);
+  ASSERT_EQ_INT(json_integer_value(json_object_get(json_array_get(se, 0), "line")), 2);
+  ASSERT_CONTAINS(r.output, "new syntax error");
+  tool_result_release(&r);
+  tool_ws_close(ws);
+  free(d);
+}
+
 TEST(git_tools_through_the_registry) {
   char *d = qct_tempdir("gitreg");
   tool_ws *ws = open_ws(d);
