@@ -293,11 +293,23 @@ static int tool_code_outline(tool_call_ctx *ctx, const json_t *args, tool_result
     rc = TOOL_ENOMEM;
     goto fail;
   }
-  qc_buf_printf(&out, "%s (%s, %zu symbol%s%s)\n", p.rel, tool__lang_name(l), t.ndefs,
-                t.ndefs == 1 ? "" : "s", t.has_error ? "; the file has syntax errors" : "");
+  size_t nsym = 0;
+  for (size_t i = 0; i < t.ndefs; i++) {
+    int par = t.v[i].parent;
+    nsym += !(par >= 0 && strcmp(t.v[par].name, t.v[i].name) == 0 && t.v[par].start_line == t.v[i].start_line);
+  }
+  qc_buf_printf(&out, "%s (%s, %zu symbol%s%s)\n", p.rel, tool__lang_name(l), nsym,
+                nsym == 1 ? "" : "s", t.has_error ? "; the file has syntax errors" : "");
+  size_t shown = 0;
   for (size_t i = 0; i < t.ndefs; i++) {
     const tool__tag *g = &t.v[i];
-    if (i < OUTLINE_MAX_SYMBOLS) {
+    /* `typedef struct x {...} x;`: the struct inside its own typedef adds nothing */
+    if (g->parent >= 0 && strcmp(t.v[g->parent].name, g->name) == 0 &&
+        t.v[g->parent].start_line == g->start_line) {
+      nodes[i] = nodes[g->parent]; /* its children (if any) go to the typedef */
+      continue;
+    }
+    if (shown++ < OUTLINE_MAX_SYMBOLS) {
       for (int k = 0; k < g->depth; k++) qc_buf_puts(&out, "  ");
       if (g->end_line > g->start_line)
         qc_buf_printf(&out, "%u-%u %s %s: ", g->start_line + 1, g->end_line + 1, g->kind, g->name);
@@ -317,8 +329,8 @@ static int tool_code_outline(tool_call_ctx *ctx, const json_t *args, tool_result
       json_array_append_new(top, nodes[i]);
     }
   }
-  if (t.ndefs > OUTLINE_MAX_SYMBOLS)
-    qc_buf_printf(&out, "[%zu more symbols not shown]\n", t.ndefs - OUTLINE_MAX_SYMBOLS);
+  if (shown > OUTLINE_MAX_SYMBOLS)
+    qc_buf_printf(&out, "[%zu more symbols not shown]\n", shown - OUTLINE_MAX_SYMBOLS);
   json_t *d = tool__data(res);
   if (d) {
     json_object_set_new(d, "language", json_string(tool__lang_name(l)));

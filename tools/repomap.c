@@ -33,9 +33,9 @@
 #define RM_PAGERANK_ITERS 100    /* upper bound; converges in ~20-50 on real graphs */
 #define RM_PAGERANK_EPS 1e-9
 #define RM_DAMPING 0.85
-#define RM_LINE_MAX 100
+#define RM_LINE_MAX 100          /* signature bytes shown (Aider truncates lines to 100) */
 #define RM_FOCUS_SHARE 0.9       /* teleport mass given to the focus files */
-#define RM_UNREFERENCED 1e-6     /* rank share of an unreferenced definition (see rm_rank) */          /* signature bytes shown (Aider truncates lines to 100) */
+#define RM_UNREFERENCED 1e-6     /* rank share of an unreferenced definition (see rm_rank) */
 
 typedef struct rm_def {
   uint32_t ident;
