@@ -100,13 +100,15 @@ int cmd_checkpoint(int argc, char **argv) {
     free(patch);
     json_decref(stats);
   } else {
-    char *saved = NULL;
+    char *saved = NULL, *full = NULL;
     json_t *sum = NULL;
-    rc = tool_checkpoint_create(ws, "before `qcoder checkpoint restore`", &saved, &err);
+    /* resolve first: the safety checkpoint below would otherwise become "latest" */
+    rc = tool_checkpoint_resolve(ws, id ? id : "latest", &full, &err);
+    if (rc == TOOL_OK) rc = tool_checkpoint_create(ws, "before `qcoder checkpoint restore`", &saved, &err);
     if (rc != TOOL_OK) {
       status = fail("restore", rc, err);
     } else {
-      rc = tool_checkpoint_restore(ws, id ? id : "latest", &sum, &err);
+      rc = tool_checkpoint_restore(ws, full, &sum, &err);
       if (rc != TOOL_OK) status = fail("restore", rc, err);
       else {
         json_object_set_new(sum, "saved_as", json_string(saved));
@@ -126,6 +128,7 @@ int cmd_checkpoint(int argc, char **argv) {
       }
     }
     free(saved);
+    free(full);
     json_decref(sum);
   }
   tool_ws_close(ws);

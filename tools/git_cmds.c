@@ -246,6 +246,17 @@ int tool_checkpoint_diff(tool_ws *ws, const char *id, char **patch, json_t **sta
   return rc;
 }
 
+int tool_checkpoint_resolve(tool_ws *ws, const char *id, char **full_id, char **errmsg) {
+  tool__repo r;
+  *full_id = NULL;
+  int rc = cp_open(ws, 0, &r, errmsg);
+  if (rc != TOOL_OK) return rc;
+  git_oid c;
+  rc = tool__cp_resolve(&r, id, &c, full_id, errmsg);
+  tool__repo_close(&r);
+  return rc;
+}
+
 int tool_checkpoint_restore(tool_ws *ws, const char *id, json_t **summary, char **errmsg) {
   tool__repo r;
   *summary = NULL;

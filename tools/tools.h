@@ -289,6 +289,8 @@ int tool_checkpoint_list(tool_ws *ws, json_t **list, char **errmsg);
  * {"files_changed","insertions","deletions"} when stats is not NULL. */
 int tool_checkpoint_diff(tool_ws *ws, const char *id, char **patch, json_t **stats,
                          char **errmsg);
+/* The full id a user's id (prefix, commit hash, "latest") names (malloc'd). */
+int tool_checkpoint_resolve(tool_ws *ws, const char *id, char **full_id, char **errmsg);
 /* *summary: {"restored","removed","unchanged","errors":[{"path","error"}]}. */
 int tool_checkpoint_restore(tool_ws *ws, const char *id, json_t **summary, char **errmsg);
 
