@@ -318,8 +318,21 @@ int tool__git_blame(tool__repo *r, const char *path, unsigned start, unsigned en
     rc = qe == QC_ENOENT ? TOOL_ENOENT : qe == QC_ETOOBIG ? TOOL_ETOOBIG : TOOL_EIO;
     goto out;
   }
+  /* only files in HEAD can be blamed; checked first because libgit2 1.5's
+   * git_blame_file leaks when the path is not in HEAD */
+  int e = GIT_ENOTFOUND;
+  {
+    git_object *head_tree = NULL;
+    git_tree_entry *te = NULL;
+    if (git_revparse_single(&head_tree, r->repo, "HEAD^{tree}") == 0 &&
+        git_tree_entry_bypath(&te, (git_tree *)head_tree, rel) == 0 &&
+        git_tree_entry_type(te) == GIT_OBJECT_BLOB)
+      e = 0;
+    git_tree_entry_free(te);
+    git_object_free(head_tree);
+  }
   git_blame_options o = GIT_BLAME_OPTIONS_INIT;
-  int e = git_blame_file(&base, r->repo, rel, &o);
+  if (e == 0) e = git_blame_file(&base, r->repo, rel, &o);
   if (e == GIT_ENOTFOUND) {
     git_error_clear();
     *errmsg = qc_asprintf("%s is not in HEAD (untracked or not committed yet)", path);

@@ -305,7 +305,7 @@ TEST(hostile_input) {
     tool__tags_release(&t);
     free(err);
   }
-  size_t n = 200000;
+  size_t n = 40000;
   char *deep = malloc(n + 1);
   for (size_t i = 0; i < n; i++) deep[i] = i < n / 2 ? '(' : ')';
   deep[n] = 0;
