@@ -253,6 +253,15 @@ static int list_files(tool__repo *r, strv *files, char **errmsg) {
   }
   size_t n = git_status_list_entrycount(sl);
   size_t plen = strlen(r->prefix);
+  /* a shadow repository inside its own workspace (a workspace that holds the state
+   * directory, such as $HOME) must not snapshot itself */
+  char gd[PATH_MAX];
+  const char *inner = NULL;
+  size_t wl = strlen(r->workdir), il = 0;
+  if (r->shadow && realpath(git_repository_path(r->repo), gd) && strncmp(gd, r->workdir, wl) == 0) {
+    inner = gd + wl;
+    il = strlen(inner);
+  }
   strv cand = {0};
   for (size_t i = 0; i < n && rc == TOOL_OK; i++) {
     const git_status_entry *e = git_status_byindex(sl, i);
@@ -262,6 +271,7 @@ static int list_files(tool__repo *r, strv *files, char **errmsg) {
         e->head_to_index ? e->head_to_index->new_file.path : NULL};
     for (int k = 0; k < 3; k++) {
       if (!paths[k] || strncmp(paths[k], r->prefix, plen) != 0) continue;
+      if (inner && strncmp(paths[k], inner, il) == 0 && (paths[k][il] == '/' || !paths[k][il])) continue;
       if (k > 0 && paths[0] && strcmp(paths[k], paths[0]) == 0) continue;
       if (strv_push(&cand, paths[k]) != 0) rc = TOOL_ENOMEM;
     }

@@ -7,6 +7,7 @@
  * Each figure is the median of several runs (wall clock).
  */
 #include "tools/code_internal.h"
+#include "tools/git_internal.h"
 #include "tools/tools.h"
 #include "common/common.h"
 
@@ -165,6 +166,36 @@ static int bench_repomap(int nfiles) {
   printf("repomap incremental (one file edited, %zu re-parsed): update %.1f ms, rank+render %.1f ms (median of 7)\n",
          parsed, median(tu, 7), median(tr, 7));
   tool_repomap_free(m);
+  /* checkpoints of the same tree (a shadow repository: the tree is not a git repo) */
+  char state[] = "/tmp/qc-bench-state-XXXXXX";
+  if (mkdtemp(state)) {
+    tool__repo r;
+    if (tool__repo_open_for_checkpoints(dir, state, 1, &r, &err) == TOOL_OK) {
+      char *id = NULL;
+      uint64_t a = qc_now_ns();
+      tool__cp_create(&r, "bench", &id, &err);
+      uint64_t b2 = qc_now_ns();
+      free(id);
+      char *p = qc_path_join(dir, "mod07/file0007.c");
+      FILE *f = fopen(p, "a");
+      fprintf(f, "int one_more(void) { return 1; }\n");
+      fclose(f);
+      free(p);
+      tool__cp_create(&r, "bench 2", &id, &err);
+      uint64_t c = qc_now_ns();
+      json_t *sum = NULL;
+      tool__cp_restore(&r, id, &sum, &err);
+      uint64_t d = qc_now_ns();
+      json_decref(sum);
+      free(id);
+      printf("checkpoint of the %d-file tree: first %.0f ms, after one edit %.0f ms, restore (nothing to do) %.0f ms\n",
+             nfiles, (double)(b2 - a) / 1e6, (double)(c - b2) / 1e6, (double)(d - c) / 1e6);
+      tool__repo_close(&r);
+    }
+    char rm[256];
+    snprintf(rm, sizeof rm, "rm -rf '%s'", state);
+    if (system(rm) != 0) fprintf(stderr, "could not remove %s\n", state);
+  }
   char cmd[256];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

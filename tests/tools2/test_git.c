@@ -600,6 +600,34 @@ TEST(checkpoint_shadow_repository_for_plain_directory) {
   free(state);
 }
 
+TEST(shadow_inside_its_own_workspace_skips_itself) {
+  char *root = qct_tempdir("home");
+  char *state = qc_path_join(root, ".local/state/qcoder");
+  wr(root, "notes.txt", "hello\n");
+  tool__repo r;
+  char *err = NULL;
+  ASSERT_EQ_INT(tool__repo_open_for_checkpoints(root, state, 1, &r, &err), TOOL_OK);
+  char *id;
+  ASSERT_EQ_INT(tool__cp_create(&r, "one", &id, &err), TOOL_OK);
+  free(id);
+  ASSERT_EQ_INT(tool__cp_create(&r, "two", &id, &err), TOOL_OK);
+  git_object *o;
+  char *spec = qc_asprintf(TOOL__CP_REF_PREFIX "%s^{tree}", id);
+  ASSERT(git_revparse_single(&o, r.repo, spec) == 0);
+  ASSERT_EQ_INT(git_tree_entrycount((git_tree *)o), 1); /* notes.txt only */
+  git_object_free(o);
+  free(spec);
+  json_t *sum;
+  ASSERT_EQ_INT(tool__cp_restore(&r, id, &sum, &err), TOOL_OK);
+  json_decref(sum);
+  free(id);
+  tool__repo_close(&r);
+  struct stat st;
+  ASSERT(stat(state, &st) == 0); /* restore did not delete the repository */
+  free(state);
+  free(root);
+}
+
 TEST(checkpoint_of_a_subdirectory_workspace) {
   char *root = fixture_repo();
   char *sub = qc_path_join(root, "src");
