@@ -88,6 +88,8 @@ const tool__lang *tool__lang_detect(const char *path, const char *head, size_t h
  * not compile — a build defect the tests catch. */
 typedef struct tool__query tool__query;
 const tool__query *tool__lang_query(const tool__lang *l, char **err);
+/* The same query with the reference-only patterns disabled (outlines). */
+const tool__query *tool__lang_query_defs(const tool__lang *l, char **err);
 const TSQuery *tool__query_ts(const tool__query *q);
 
 /* Evaluate the text predicates of one match against `src`. 1 = the match stands. */

@@ -399,36 +399,56 @@ int tool__query_match_ok(const tool__query *q, const TSQueryMatch *m, const char
 /* ---- the per-language query cache ------------------------------------------------ */
 
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
-static tool__query *cache[NLANGS];
-static char *cache_err[NLANGS];
+static tool__query *cache[2][NLANGS];
+static char *cache_err[2][NLANGS];
 
-const tool__query *tool__lang_query(const tool__lang *l, char **err) {
+/* In the definitions-only variant, patterns that capture references are disabled: an
+ * outline then costs only the definition patterns (the `(type_identifier) @name
+ * @reference.type` kind of pattern matches nearly every node). A pattern's text runs
+ * from its start byte to the next pattern's. */
+static void disable_reference_patterns(tool__query *q, const char *text, size_t len) {
+  for (uint32_t i = 0; i < q->npatterns; i++) {
+    uint32_t a = ts_query_start_byte_for_pattern(q->q, i);
+    uint32_t b = i + 1 < q->npatterns ? ts_query_start_byte_for_pattern(q->q, i + 1) : (uint32_t)len;
+    if (a < b && b <= len && memmem(text + a, b - a, "@reference.", 11) &&
+        !memmem(text + a, b - a, "@definition.", 12))
+      ts_query_disable_pattern(q->q, i);
+  }
+}
+
+static const tool__query *lang_query(const tool__lang *l, int defs_only, char **err);
+
+const tool__query *tool__lang_query(const tool__lang *l, char **err) { return lang_query(l, 0, err); }
+const tool__query *tool__lang_query_defs(const tool__lang *l, char **err) { return lang_query(l, 1, err); }
+
+static const tool__query *lang_query(const tool__lang *l, int v, char **err) {
   size_t k = (size_t)(l - langs);
   if (err) *err = NULL;
   pthread_mutex_lock(&cache_mu);
-  if (!cache[k] && !cache_err[k]) {
+  if (!cache[v][k] && !cache_err[v][k]) {
     qc_buf text;
     qc_buf_init(&text, 1u << 20);
     int rc = 0;
     for (int i = 0; i < MAX_QUERY_PARTS && l->queries[i]; i++) {
       const tool__embedded *e = tool__embedded_find(l->queries[i]);
       if (!e) {
-        cache_err[k] = qc_asprintf("%s: embedded query %s is missing", l->name, l->queries[i]);
+        cache_err[v][k] = qc_asprintf("%s: embedded query %s is missing", l->name, l->queries[i]);
         break;
       }
       rc |= qc_buf_append(&text, e->text, e->len);
       rc |= qc_buf_putc(&text, '\n');
     }
-    if (!cache_err[k]) {
+    if (!cache_err[v][k]) {
       char *e = NULL;
-      if (rc == 0) cache[k] = tool__query_compile(l, text.data, text.len, &e);
-      if (!cache[k]) cache_err[k] = e ? e : qc_asprintf("%s: out of memory", l->name);
+      if (rc == 0) cache[v][k] = tool__query_compile(l, text.data, text.len, &e);
+      if (!cache[v][k]) cache_err[v][k] = e ? e : qc_asprintf("%s: out of memory", l->name);
       else free(e);
+      if (cache[v][k] && v) disable_reference_patterns(cache[v][k], text.data, text.len);
     }
     qc_buf_release(&text);
   }
-  const tool__query *q = cache[k];
-  if (!q && err && cache_err[k]) *err = qc_asprintf("%s", cache_err[k]);
+  const tool__query *q = cache[v][k];
+  if (!q && err && cache_err[v][k]) *err = qc_asprintf("%s", cache_err[v][k]);
   pthread_mutex_unlock(&cache_mu);
   return q;
 }

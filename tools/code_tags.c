@@ -166,7 +166,7 @@ int tool__tags_extract(const tool__lang *l, const char *src, size_t len, int def
     *err = qc_asprintf("file is larger than %u bytes; not parsed", TOOL__CODE_MAX_FILE);
     return TOOL_ETOOBIG;
   }
-  const tool__query *q = tool__lang_query(l, err);
+  const tool__query *q = defs_only ? tool__lang_query_defs(l, err) : tool__lang_query(l, err);
   if (!q) return TOOL_EFAILED;
   tree = tool__parse(l, src, len);
   if (!tree) {

@@ -126,7 +126,8 @@ int tool__source_files(const char *root, tool__src_fn fn, void *user, int *trunc
     rc = tool__repo_foreach_file(&r, git_file_cb, &s, err);
     if (rc == 1) rc = TOOL_OK; /* stopped by the callback */
     tool__repo_close(&r);
-  } else if (rc == TOOL_ENOTREPO) {
+  } else if (rc == TOOL_ENOTREPO || rc == TOOL_EDENIED) {
+    /* no repository, or one libgit2 refuses (owned by another user): a plain walk */
     free(e);
     e = NULL;
     rc = TOOL_OK;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_once_t git_once = PTHREAD_ONCE_INIT;
@@ -313,10 +314,122 @@ int tool__repo_foreach_file(tool__repo *r, tool__file_fn fn, void *user, char **
   return rc;
 }
 
+/* ---- the snapshot stat cache ----------------------------------------------------
+ * A daemon snapshots the same tree after every mutating tool call; hashing every file
+ * each time would cost a read of the whole tree. Like git's index, the cache remembers
+ * (path → size, mtime, ctime, inode, mode, blob id) per repository and working tree, and
+ * a file whose stat is unchanged is not read again. As in git ("racily clean" entries),
+ * a file modified less than TOOL__GIT_RACY_NS before it was hashed is not cached: a
+ * later write within the same timestamp granularity could otherwise go unseen. A
+ * cached blob must still exist in the object database (checked; cheap). */
+
+#define TOOL__GIT_RACY_NS (2ull * 1000000000ull)
+#define SC_MAX_ENTRIES 400000u  /* beyond this the cache is emptied and rebuilt */
+
+typedef struct sc_entry {
+  char *path;
+  int64_t size, mtime, ctime;
+  uint64_t ino;
+  uint32_t mode;
+  git_oid id;
+} sc_entry;
+
+typedef struct sc_cache {
+  char *key;             /* gitdir + "\n" + workdir */
+  sc_entry *v;           /* open addressing on path */
+  size_t n, cap;
+} sc_cache;
+
+static pthread_mutex_t sc_mu = PTHREAD_MUTEX_INITIALIZER;
+static sc_cache sc_caches[8];  /* a few workspaces per process; least recently used goes */
+static unsigned sc_clock[8], sc_now;
+
+static uint64_t sc_hash(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static void sc_clear(sc_cache *c) {
+  for (size_t i = 0; i < c->cap; i++) free(c->v[i].path);
+  free(c->v);
+  c->v = NULL;
+  c->n = c->cap = 0;
+}
+
+static sc_cache *sc_get(tool__repo *r) {
+  char *key = qc_asprintf("%s\n%s", git_repository_path(r->repo), r->workdir);
+  if (!key) return NULL;
+  int lru = 0;
+  for (int i = 0; i < 8; i++) {
+    if (sc_caches[i].key && strcmp(sc_caches[i].key, key) == 0) {
+      free(key);
+      sc_clock[i] = ++sc_now;
+      return &sc_caches[i];
+    }
+    if (sc_clock[i] < sc_clock[lru]) lru = i;
+  }
+  sc_clear(&sc_caches[lru]);
+  free(sc_caches[lru].key);
+  sc_caches[lru].key = key;
+  sc_clock[lru] = ++sc_now;
+  return &sc_caches[lru];
+}
+
+static sc_entry *sc_slot(sc_cache *c, const char *path) {
+  if (!c->cap) return NULL;
+  size_t h = (size_t)sc_hash(path) & (c->cap - 1);
+  while (c->v[h].path && strcmp(c->v[h].path, path) != 0) h = (h + 1) & (c->cap - 1);
+  return &c->v[h];
+}
+
+static void sc_put(sc_cache *c, const char *path, const struct stat *st, const git_oid *id) {
+  if (c->n >= SC_MAX_ENTRIES) sc_clear(c);
+  if ((c->n + 1) * 2 > c->cap) {
+    size_t nc = c->cap ? c->cap * 2 : 1024;
+    sc_entry *nv = calloc(nc, sizeof *nv);
+    if (!nv) return;
+    for (size_t i = 0; i < c->cap; i++) {
+      if (!c->v[i].path) continue;
+      size_t h = (size_t)sc_hash(c->v[i].path) & (nc - 1);
+      while (nv[h].path) h = (h + 1) & (nc - 1);
+      nv[h] = c->v[i];
+    }
+    free(c->v);
+    c->v = nv;
+    c->cap = nc;
+  }
+  sc_entry *e = sc_slot(c, path);
+  if (!e->path) {
+    e->path = qc_strndup(path, strlen(path));
+    if (!e->path) return;
+    c->n++;
+  }
+  e->size = st->st_size;
+  e->mtime = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+  e->ctime = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+  e->ino = st->st_ino;
+  e->mode = st->st_mode;
+  e->id = *id;
+}
+
+static int sc_lookup(sc_cache *c, const char *path, const struct stat *st, git_odb *odb, git_oid *id) {
+  sc_entry *e = c ? sc_slot(c, path) : NULL;
+  if (!e || !e->path) return 0;
+  if (e->size != st->st_size || e->ino != st->st_ino || e->mode != st->st_mode ||
+      e->mtime != (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec ||
+      e->ctime != (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec)
+    return 0;
+  if (odb && !git_odb_exists(odb, &e->id)) return 0;
+  *id = e->id;
+  return 1;
+}
+
 int tool__repo_snapshot_tree(tool__repo *r, git_oid *tree_out, size_t *nfiles, char **errmsg) {
   *errmsg = NULL;
   strv files = {0};
   git_index *idx = NULL;
+  git_odb *odb = NULL;
   int rc = list_files(r, &files, errmsg);
   if (rc != TOOL_OK) goto out;
   if (git_index_new(&idx) < 0) {
@@ -324,6 +437,17 @@ int tool__repo_snapshot_tree(tool__repo *r, git_oid *tree_out, size_t *nfiles, c
     rc = TOOL_EFAILED;
     goto out;
   }
+  if (git_repository_odb(&odb, r->repo) < 0) {
+    *errmsg = tool__git_errmsg("cannot open the object database");
+    rc = TOOL_EFAILED;
+    goto out;
+  }
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  uint64_t start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+  pthread_mutex_lock(&sc_mu);
+  sc_cache *cache = sc_get(r);
+  pthread_mutex_unlock(&sc_mu);
   for (size_t i = 0; i < files.n; i++) {
     char *abs = qc_asprintf("%s%s", r->workdir, files.v[i]);
     if (!abs) {
@@ -335,14 +459,33 @@ int tool__repo_snapshot_tree(tool__repo *r, git_oid *tree_out, size_t *nfiles, c
     memset(&e, 0, sizeof e);
     e.path = files.v[i];
     int ok = lstat(abs, &st) == 0;
-    if (ok && S_ISLNK(st.st_mode)) {
-      char target[PATH_MAX];
-      ssize_t tl = readlink(abs, target, sizeof target);
-      ok = tl >= 0 && git_blob_create_from_buffer(&e.id, r->repo, target, (size_t)tl) == 0;
-      e.mode = GIT_FILEMODE_LINK;
-    } else if (ok && S_ISREG(st.st_mode)) {
-      ok = git_blob_create_from_disk(&e.id, r->repo, abs) == 0;
-      e.mode = (st.st_mode & 0111) ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
+    if (ok && (S_ISLNK(st.st_mode) || S_ISREG(st.st_mode))) {
+      e.mode = S_ISLNK(st.st_mode) ? GIT_FILEMODE_LINK
+               : (st.st_mode & 0111) ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
+      pthread_mutex_lock(&sc_mu);
+      int hit = sc_lookup(cache, files.v[i], &st, odb, &e.id);
+      pthread_mutex_unlock(&sc_mu);
+      if (!hit) {
+        if (S_ISLNK(st.st_mode)) {
+          char target[PATH_MAX];
+          ssize_t tl = readlink(abs, target, sizeof target);
+          ok = tl >= 0 && git_blob_create_from_buffer(&e.id, r->repo, target, (size_t)tl) == 0;
+        } else {
+          ok = git_blob_create_from_disk(&e.id, r->repo, abs) == 0;
+        }
+        /* cache only files that were already old when hashed, and whose stat did not
+         * change while they were read */
+        struct stat st2;
+        uint64_t mt = (uint64_t)st.st_mtim.tv_sec * 1000000000ull + (uint64_t)st.st_mtim.tv_nsec;
+        if (ok && lstat(abs, &st2) == 0 && st2.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+            st2.st_mtim.tv_nsec == st.st_mtim.tv_nsec && st2.st_size == st.st_size &&
+            st2.st_ctim.tv_sec == st.st_ctim.tv_sec && st2.st_ctim.tv_nsec == st.st_ctim.tv_nsec &&
+            start_ns > mt + TOOL__GIT_RACY_NS) {
+          pthread_mutex_lock(&sc_mu);
+          if (cache) sc_put(cache, files.v[i], &st, &e.id);
+          pthread_mutex_unlock(&sc_mu);
+        }
+      }
     } else {
       free(abs);
       continue; /* vanished or replaced by a directory since the listing */
@@ -368,6 +511,7 @@ int tool__repo_snapshot_tree(tool__repo *r, git_oid *tree_out, size_t *nfiles, c
   }
   if (nfiles) *nfiles = git_index_entrycount(idx);
 out:
+  git_odb_free(odb);
   if (idx) git_index_free(idx);
   strv_free(&files);
   return rc;

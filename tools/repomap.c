@@ -31,7 +31,7 @@
 
 #define RM_DEFAULT_BUDGET 1024   /* tokens, Aider's default map size */
 #define RM_PAGERANK_ITERS 100    /* upper bound; converges in ~20-50 on real graphs */
-#define RM_PAGERANK_EPS 1e-9
+#define RM_PAGERANK_EPS 1e-8     /* L1 change per iteration; ranks only order the map */
 #define RM_DAMPING 0.85
 #define RM_LINE_MAX 100          /* signature bytes shown (Aider truncates lines to 100) */
 #define RM_FOCUS_SHARE 0.9       /* teleport mass given to the focus files */
@@ -615,8 +615,9 @@ char *tool_repomap_render(tool_repomap *m, const char *const *focus, size_t nfoc
   ranked *rk = NULL;
   size_t n = 0;
   if (rm_rank(m, focus, nfocus, &rk, &n) != 0) return NULL;
-  /* largest k whose rendering fits: binary search (the text grows with k) */
-  size_t lo = 0, hi = n;
+  /* largest k whose rendering fits: binary search (the text grows with k); every
+   * definition line costs at least one token, so k never exceeds the budget */
+  size_t lo = 0, hi = n < budget ? n : budget;
   char *best = qc_strndup("", 0);
   while (lo < hi && best) {
     size_t mid = lo + (hi - lo + 1) / 2;

