@@ -116,6 +116,9 @@ int tool__cp_diff(tool__repo *r, const char *id, size_t max, char **patch, json_
  * is reported). *summary: {"restored":N,"removed":N,"unchanged":N,"errors":[…]}. */
 int tool__cp_restore(tool__repo *r, const char *id, json_t **summary, char **errmsg);
 
+/* Tests only: 0 skips the per-file fdatasync of restore. */
+void tool__cp_set_durable(int on);
+
 /* `git switch -c BRANCH && git add -A && git commit -m MESSAGE` (see tools.h). */
 int tool__git_commit_branch(tool__repo *r, const char *branch, const char *message,
                             char **commit_out, char **errmsg);

@@ -561,7 +561,9 @@ TEST(checkpoint_property_200_sequences) {
   tool__repo r;
   open_repo(root, &r);
   const char *s = getenv("QCT_SEED");
+  tool__cp_set_durable(0); /* thousands of restored files: no fdatasync each */
   property_run(root, &r, 200, s ? strtoull(s, NULL, 10) : 20261125);
+  tool__cp_set_durable(1);
   tool__repo_close(&r);
   free(root);
 }
@@ -584,7 +586,9 @@ TEST(checkpoint_shadow_repository_for_plain_directory) {
   struct stat st;
   ASSERT(lstat(dotgit, &st) != 0);
   free(dotgit);
+  tool__cp_set_durable(0);
   property_run(root, &r, 40, 7);
+  tool__cp_set_durable(1);
   tool__repo_close(&r);
   /* reopening finds the same shadow and its checkpoints */
   ASSERT_EQ_INT(tool__repo_open_for_checkpoints(root, state, 0, &r, &err), TOOL_OK);
