@@ -32,6 +32,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,11 +339,24 @@ typedef struct tentries {
   tentry *v;
   size_t n, cap;
   int oom;
+  size_t unsafe;   /* entries refused by safe_name */
 } tentries;
+
+/* A tree entry name qcoder will write: a checkpoint ref could have been planted by
+ * whoever controls the repository, so names that would step out of the working tree or
+ * into .git ("", ".", "..", ".git" in any case, anything with '/' or '\\') are refused. */
+static int safe_name(const char *n) {
+  if (!*n || strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strcasecmp(n, ".git") == 0) return 0;
+  return strchr(n, '/') == NULL && strchr(n, '\\') == NULL;
+}
 
 static int tree_walk_cb(const char *root, const git_tree_entry *e, void *payload) {
   tentries *t = payload;
   git_filemode_t m = git_tree_entry_filemode(e);
+  if (!safe_name(git_tree_entry_name(e))) {
+    t->unsafe++;
+    return 1; /* skip it (and, for a tree, everything below) */
+  }
   if (m != GIT_FILEMODE_BLOB && m != GIT_FILEMODE_BLOB_EXECUTABLE && m != GIT_FILEMODE_LINK)
     return 0;
   if (t->n == t->cap) {
@@ -615,6 +629,7 @@ int tool__cp_restore(tool__repo *r, const char *id, json_t **summary, char **err
     goto out;
   }
   if (t.n) qsort(t.v, t.n, sizeof *t.v, tentry_cmp);
+  if (t.unsafe) add_error(&c, "(checkpoint)", "entries with unsafe names (.., .git) were skipped");
   size_t plen = strlen(r->prefix);
 
   /* 1. ignore rules first */

@@ -665,6 +665,56 @@ TEST(snapshot_cache_sees_changes_behind_a_reset_mtime) {
   free(pa), free(pb), free(state), free(root);
 }
 
+/* A planted checkpoint whose tree names "..", ".GIT" must not write outside the working
+ * tree or into .git. The tree is written raw (libgit2's tree builder refuses such names). */
+TEST(restore_refuses_unsafe_tree_entries) {
+  char *root = fixture_repo();
+  tool__repo r;
+  open_repo(root, &r);
+  git_oid blob, tree, commit;
+  ASSERT(git_blob_create_from_buffer(&blob, r.repo, "pwned\n", 6) == 0);
+  unsigned char raw[512];
+  size_t n = 0;
+  const char *entry_names[] = {"..", ".GIT", "ok.txt"};
+  for (int i = 0; i < 3; i++) {
+    n += (size_t)sprintf((char *)raw + n, "100644 %s", entry_names[i]) + 1; /* with the NUL */
+    memcpy(raw + n, blob.id, 20);
+    n += 20;
+  }
+  git_odb *odb;
+  ASSERT(git_repository_odb(&odb, r.repo) == 0);
+  ASSERT(git_odb_write(&tree, odb, raw, n, GIT_OBJECT_TREE) == 0);
+  git_odb_free(odb);
+  git_tree *t;
+  ASSERT(git_tree_lookup(&t, r.repo, &tree) == 0);
+  git_signature *sig;
+  git_signature_new(&sig, "x", "x@x", T0, 0);
+  ASSERT(git_commit_create(&commit, r.repo, NULL, sig, sig, NULL, "evil", t, 0, NULL) == 0);
+  git_signature_free(sig);
+  git_tree_free(t);
+  git_reference *ref;
+  ASSERT(git_reference_create(&ref, r.repo, TOOL__CP_REF_PREFIX "evil", &commit, 1, NULL) == 0);
+  git_reference_free(ref);
+  json_t *sum;
+  char *err;
+  ASSERT_EQ_INT(tool__cp_restore(&r, "evil", &sum, &err), TOOL_OK);
+  ASSERT(json_array_size(json_object_get(sum, "errors")) >= 1);
+  json_decref(sum);
+  char *p = qc_path_join(root, "ok.txt");
+  char *c = qct_read_file(p, NULL);
+  ASSERT_STR_EQ(c, "pwned\n"); /* the sane entry was restored */
+  free(c), free(p);
+  struct stat st;
+  p = qc_path_join(root, ".GIT");
+  ASSERT(lstat(p, &st) != 0); /* not written (it would be .git on a case-insensitive disk) */
+  free(p);
+  p = qc_path_join(root, ".git");
+  ASSERT(lstat(p, &st) == 0 && S_ISDIR(st.st_mode));
+  free(p);
+  tool__repo_close(&r);
+  free(root);
+}
+
 TEST(checkpoint_of_a_subdirectory_workspace) {
   char *root = fixture_repo();
   char *sub = qc_path_join(root, "src");
