@@ -419,14 +419,45 @@ static int is_structured_name(const char *s) {
   return sep || (lower && upper);
 }
 
-/* Rank every definition; *out sorted best first (malloc'd, *n entries). */
-static int rm_rank(tool_repomap *m, const char *const *focus, size_t nfocus, ranked **out, size_t *nout) {
+/* Rearrange a[0..n) so that a[0..k) holds the k best entries (in no order): quickselect
+ * with a three-way partition. Invariant: everything before lo is better than everything
+ * in [lo, hi), which is better than everything from hi on. */
+static void select_top(ranked *a, size_t n, size_t k) {
+  if (k == 0 || k >= n) return;
+  size_t lo = 0, hi = n;
+  while (hi - lo > 1) {
+    ranked pv = a[lo + (hi - lo) / 2], t;
+    size_t lt = lo, i = lo, gt = hi;
+    while (i < gt) {
+      int c = ranked_cmp(&a[i], &pv);
+      if (c < 0) {
+        t = a[lt], a[lt] = a[i], a[i] = t;
+        lt++, i++;
+      } else if (c > 0) {
+        gt--;
+        t = a[i], a[i] = a[gt], a[gt] = t;
+      } else {
+        i++;
+      }
+    }
+    if (k < lt) hi = lt;          /* the boundary is among the better ones */
+    else if (k > gt) lo = gt;     /* ... or among the worse ones */
+    else return;                  /* it falls on the pivot block: done */
+  }
+}
+
+/* Rank every definition; *out holds the best `limit` sorted best first (malloc'd). */
+static int rm_rank(tool_repomap *m, const char *const *focus, size_t nfocus, size_t limit, ranked **out,
+                   size_t *nout) {
   *out = NULL;
   *nout = 0;
   size_t nf = m->nfiles, nid = m->nnames;
   int rc = -1;
-  uint32_t *ndefiners = calloc(nid ? nid : 1, sizeof *ndefiners);
-  uint32_t **definers = calloc(nid ? nid : 1, sizeof *definers);
+  /* who defines what, as compressed rows: definers of id are
+   * dfile[dstart[id] .. dstart[id + 1]) (each file once) */
+  uint32_t *dstart = calloc(nid + 1, sizeof *dstart);
+  uint32_t *dfile = NULL, *dfill = NULL;
+  float *idmul = malloc((nid ? nid : 1) * sizeof *idmul);
   int *referenced = calloc(nid ? nid : 1, sizeof *referenced);
   char *isfocus = calloc(nf ? nf : 1, 1);
   double *rank = calloc(nf ? nf : 1, sizeof *rank), *next = calloc(nf ? nf : 1, sizeof *next);
@@ -434,45 +465,65 @@ static int rm_rank(tool_repomap *m, const char *const *focus, size_t nfocus, ran
   edge *edges = NULL;
   size_t ne = 0, ce = 0;
   ranked *rk = NULL;
-  if (!ndefiners || !definers || !referenced || !isfocus || !rank || !next || !pers || !outw) goto out;
+  if (!dstart || !idmul || !referenced || !isfocus || !rank || !next || !pers || !outw) goto out;
 
   for (size_t i = 0; i < nfocus; i++) {
     rm_file *f = focus[i] ? rm_find(m, focus[i]) : NULL;
     if (f) isfocus[f - m->files] = 1;
   }
-  /* who defines what */
+  /* a file defining a name twice counts once: defs are checked against the file's
+   * earlier defs through `referenced` used as a scratch "last file" marker */
+  for (size_t i = 0; i < nid; i++) referenced[i] = -1;
   for (size_t fi = 0; fi < nf; fi++)
     for (size_t k = 0; k < m->files[fi].ndefs; k++) {
       uint32_t id = m->files[fi].defs[k].ident;
-      if (ndefiners[id] && definers[id][ndefiners[id] - 1] == fi) continue; /* same file again */
-      uint32_t *nv = realloc(definers[id], (ndefiners[id] + 1) * sizeof *nv);
-      if (!nv) goto out;
-      definers[id] = nv;
-      nv[ndefiners[id]++] = (uint32_t)fi;
+      if (referenced[id] == (int)fi) continue;
+      referenced[id] = (int)fi;
+      dstart[id + 1]++;
     }
+  for (size_t i = 0; i < nid; i++) dstart[i + 1] += dstart[i];
+  dfile = malloc((dstart[nid] ? dstart[nid] : 1) * sizeof *dfile);
+  dfill = malloc((nid ? nid : 1) * sizeof *dfill);
+  if (!dfile || !dfill) goto out;
+  memcpy(dfill, dstart, (nid ? nid : 1) * sizeof *dfill);
+  for (size_t i = 0; i < nid; i++) referenced[i] = -1;
+  for (size_t fi = 0; fi < nf; fi++)
+    for (size_t k = 0; k < m->files[fi].ndefs; k++) {
+      uint32_t id = m->files[fi].defs[k].ident;
+      if (referenced[id] == (int)fi) continue;
+      referenced[id] = (int)fi;
+      dfile[dfill[id]++] = (uint32_t)fi;
+    }
+  /* the per-name part of the edge weight, once per name */
+  for (size_t i = 0; i < nid; i++) {
+    uint32_t nd = dstart[i + 1] - dstart[i];
+    float mul = 1.0f;
+    if (nd) {
+      const char *name = m->names[i];
+      if (is_structured_name(name)) mul *= 10;
+      if (name[0] == '_') mul *= 0.1f;
+      if (nd > 5) mul *= 0.1f;
+    }
+    idmul[i] = mul;
+    referenced[i] = 0;
+  }
   /* edges: referencing file -> defining file, per identifier */
   for (size_t fi = 0; fi < nf; fi++) {
     rm_file *f = &m->files[fi];
     for (size_t k = 0; k < f->nrefs; k++) {
       uint32_t id = f->refs[k].ident;
-      if (!ndefiners[id]) continue;
+      if (dstart[id + 1] == dstart[id]) continue;
       referenced[id] = 1;
-      const char *name = m->names[id];
-      double mul = 1.0;
-      if (is_structured_name(name)) mul *= 10;
-      if (name[0] == '_') mul *= 0.1;
-      if (ndefiners[id] > 5) mul *= 0.1;
-      if (isfocus[fi]) mul *= 50;
-      double w = mul * sqrt((double)f->refs[k].count);
-      for (uint32_t d = 0; d < ndefiners[id]; d++) {
+      double w = (double)idmul[id] * (isfocus[fi] ? 50.0 : 1.0) * sqrt((double)f->refs[k].count);
+      for (uint32_t d = dstart[id]; d < dstart[id + 1]; d++) {
         if (ne == ce) {
-          size_t nc = ce ? ce * 2 : 1024;
+          size_t nc = ce ? ce * 2 : 4096;
           edge *nv = realloc(edges, nc * sizeof *nv);
           if (!nv) goto out;
           edges = nv;
           ce = nc;
         }
-        edges[ne++] = (edge){(uint32_t)fi, definers[id][d], id, w};
+        edges[ne++] = (edge){(uint32_t)fi, dfile[d], id, w};
       }
     }
   }
@@ -539,6 +590,10 @@ static int rm_rank(tool_repomap *m, const char *const *focus, size_t nfocus, ran
   size_t w = 0;
   for (size_t i = 0; i < nr; i++)
     if (!isfocus[rk[i].file]) rk[w++] = rk[i];
+  if (w > limit) { /* only the best `limit` are ever rendered */
+    select_top(rk, w, limit);
+    w = limit;
+  }
   qsort(rk, w, sizeof *rk, ranked_cmp);
   *out = rk;
   *nout = w;
@@ -546,9 +601,10 @@ static int rm_rank(tool_repomap *m, const char *const *focus, size_t nfocus, ran
   rc = 0;
 out:
   free(rk);
-  for (size_t i = 0; definers && i < nid; i++) free(definers[i]);
-  free(definers);
-  free(ndefiners);
+  free(dstart);
+  free(dfile);
+  free(dfill);
+  free(idmul);
   free(referenced);
   free(isfocus);
   free(rank);
@@ -614,10 +670,11 @@ char *tool_repomap_render(tool_repomap *m, const char *const *focus, size_t nfoc
   if (budget == 0) budget = RM_DEFAULT_BUDGET;
   ranked *rk = NULL;
   size_t n = 0;
-  if (rm_rank(m, focus, nfocus, &rk, &n) != 0) return NULL;
-  /* largest k whose rendering fits: binary search (the text grows with k); every
-   * definition line costs at least one token, so k never exceeds the budget */
-  size_t lo = 0, hi = n < budget ? n : budget;
+  /* every definition line costs at least one token, so no more than `budget`
+   * definitions can ever fit */
+  if (rm_rank(m, focus, nfocus, budget, &rk, &n) != 0) return NULL;
+  /* largest k whose rendering fits: binary search (the text grows with k) */
+  size_t lo = 0, hi = n;
   char *best = qc_strndup("", 0);
   while (lo < hi && best) {
     size_t mid = lo + (hi - lo + 1) / 2;

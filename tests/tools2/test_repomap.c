@@ -63,6 +63,13 @@ TEST(most_referenced_definition_first) {
 
 TEST(budget_respected) {
   char *d = fixture();
+  /* many unreferenced definitions, so the budget (not the count) limits the map and the
+   * top-k selection runs */
+  qc_buf many;
+  qc_buf_init(&many, 1 << 20);
+  for (int i = 0; i < 300; i++) qc_buf_printf(&many, "int filler_%d(void) { return %d; }\n", i, i);
+  wr(d, "src/many.c", many.data);
+  qc_buf_release(&many);
   tool_repomap *m;
   char *err = NULL;
   ASSERT_EQ_INT(tool_repomap_create(d, &m, &err), TOOL_OK);
@@ -78,7 +85,13 @@ TEST(budget_respected) {
   /* default counter (chars/4): a tiny budget gives a tiny map, a big one everything */
   char *small = tool_repomap_render(m, NULL, 0, 20, NULL, NULL);
   ASSERT((strlen(small) + 3) / 4 <= 20);
-  ASSERT_CONTAINS(small, "parse_config_value");
+  ASSERT(strncmp(small, "src/core.c:\n  3: int parse_config_value(const char *s) {\n", 56) == 0);
+  char *mid = tool_repomap_render(m, NULL, 0, 200, NULL, NULL);
+  ASSERT((strlen(mid) + 3) / 4 <= 200);
+  ASSERT(strncmp(mid, "src/core.c:\n  3: int parse_config_value(const char *s) {\n", 56) == 0);
+  ASSERT_CONTAINS(mid, "helper_thing");
+  ASSERT(strlen(mid) > 600); /* the budget is used, not just the first lines */
+  free(mid);
   char *all = tool_repomap_render(m, NULL, 0, 100000, NULL, NULL);
   ASSERT_CONTAINS(all, "unused_function");
   ASSERT(strlen(all) > strlen(small));
