@@ -277,6 +277,11 @@ const char *tool__seen_get(tool_ws *ws, const char *rel);  /* NULL when never se
  * file again. */
 int tool__check_fresh(tool_ws *ws, const tool__path *p, const char *data, size_t len, char **err);
 
+/* ---- validation ------------------------------------------------------------------ */
+
+/* tool_validate_args against any schema (the subset described in registry.c). */
+int tool__validate_json(const json_t *schema, const json_t *args, char **errmsg);
+
 /* ---- results --------------------------------------------------------------------- */
 
 /* Set res->output (printf-style, or taking a malloc'd string) and return TOOL_OK. */
