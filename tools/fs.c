@@ -452,7 +452,7 @@ static int tool_glob(tool_call_ctx *ctx, const json_t *args, tool_result *res) {
   int truncated = 0;
   rc = tool__walk(ws, &p, &o, tool__glob_cb, &g, &truncated, &err);
   if (rc != TOOL_OK) goto fail;
-  qsort(g.hits, g.n, sizeof *g.hits, tool__cmp_strp);
+  if (g.n > 1) qsort(g.hits, g.n, sizeof *g.hits, tool__cmp_strp);
   qc_buf msg;
   qc_buf_init(&msg, 0);
   json_t *files = json_array();

@@ -60,7 +60,7 @@ static void tool__walk_dir(tool__walker *w, int fd, const char *prefix, int dept
     if (!(names[n] = strdup(de->d_name))) break;
     n++;
   }
-  qsort(names, n, sizeof *names, tool__cmp_str);
+  if (n > 1) qsort(names, n, sizeof *names, tool__cmp_str);
   for (size_t i = 0; i < n && !w->stopped; i++) {
     const char *name = names[i];
     if (strcmp(name, ".git") == 0) continue;
