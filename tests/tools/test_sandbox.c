@@ -466,4 +466,50 @@ TEST(exit_codes_signals_and_cwd) {
   free(d);
 }
 
+/* An editor terminal (ACP terminal methods) runs commands when the policy allows it. */
+static int term_calls;
+static int fake_terminal(void *user, const char *command, const char *abs_cwd, int timeout_s, atomic_int *cancel,
+                         tool_exec_result *res, char **err) {
+  (void)user;
+  (void)cancel;
+  (void)err;
+  term_calls++;
+  res->exit_code = 0;
+  res->output = qc_asprintf("terminal ran [%s] in %s for %d s\n", command, abs_cwd, timeout_s);
+  return 0;
+}
+
+TEST(editor_terminal_is_used_unless_the_sandbox_is_required) {
+  char *d = make_ws();
+  tool_io io = {NULL, NULL, fake_terminal, NULL};
+  tool_ws_opts o = {TOOL_SANDBOX_PREFER};
+  o.io = &io;
+  o.runtime_dir = "/nonexistent/r";
+  o.state_dir = "/nonexistent/s";
+  tool_ws *ws = NULL;
+  char *err = NULL;
+  ASSERT_EQ_INT(tool_ws_open(d, &o, &ws, &err), TOOL_OK);
+  char *out = NULL;
+  term_calls = 0;
+  ASSERT_EQ_INT(run(ws, "make", 7, &out, NULL), TOOL_OK);
+  ASSERT_CONTAINS(out, "editor's terminal");
+  ASSERT_CONTAINS(out, "terminal ran [make]");
+  ASSERT_CONTAINS(out, "for 7 s");
+  ASSERT_EQ_INT(term_calls, 1);
+  free(out);
+  tool_ws_close(ws);
+  char *why = NULL;
+  if (tool__sandbox_available(&why)) {
+    o.sandbox = TOOL_SANDBOX_REQUIRE;
+    ASSERT_EQ_INT(tool_ws_open(d, &o, &ws, &err), TOOL_OK);
+    ASSERT_EQ_INT(run(ws, "echo local", 30, &out, NULL), TOOL_OK);
+    ASSERT_CONTAINS(out, "local");
+    ASSERT_EQ_INT(term_calls, 1);
+    free(out);
+    tool_ws_close(ws);
+  }
+  free(why);
+  free(d);
+}
+
 QC_TEST_MAIN
