@@ -330,12 +330,13 @@ typedef struct tool__exec_opts {
 } tool__exec_opts;
 
 /* Run a command as the workspace's policy says (sandboxed, or refused, or unsandboxed
- * with a warning). Fills *r (release with tool__exec_result_release); *warning (malloc'd
- * or NULL) is the text to show the model when it ran without a sandbox. Returns TOOL_OK
- * when the command ran (whatever its exit status), else TOOL_ESANDBOX / TOOL_EIO /
- * TOOL_ECANCELLED with *err. */
-int tool__exec(tool_ws *ws, const tool__exec_opts *o, tool_exec_result *r, char **warning,
-               char **err);
+ * with a warning). Fills *r (release with tool__exec_result_release); *sandboxed says
+ * whether bubblewrap ran it; *warning (malloc'd or NULL) is the text to show the model
+ * when it ran without a sandbox under TOOL_SANDBOX_PREFER or in the editor's terminal.
+ * Returns TOOL_OK when the command ran (whatever its exit status), else TOOL_ESANDBOX /
+ * TOOL_EIO / TOOL_ECANCELLED with *err. */
+int tool__exec(tool_ws *ws, const tool__exec_opts *o, tool_exec_result *r, int *sandboxed,
+               char **warning, char **err);
 void tool__exec_result_release(tool_exec_result *r);
 /* {"code": N, "signal": N, "timed_out": B} (new reference). */
 json_t *tool__exit_json(const tool_exec_result *r);

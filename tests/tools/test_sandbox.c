@@ -460,6 +460,8 @@ TEST(exit_codes_signals_and_cwd) {
   ASSERT_EQ_INT(run(ws, "kill -9 $$", 30, &out, &data), TOOL_EFAILED);
   ASSERT_CONTAINS(out, "killed by signal 9");
   ASSERT_EQ_INT(json_integer_value(json_object_get(json_object_get(data, "exit"), "signal")), 9);
+  ASSERT(json_is_false(json_object_get(data, "sandboxed"))); /* off: no sandbox, no warning */
+  ASSERT(!strstr(out, "WARNING"));
   free(out);
   json_decref(data);
   tool_ws_close(ws);
