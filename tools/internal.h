@@ -241,6 +241,7 @@ typedef struct tool__walk_entry {
   int depth;               /* 1 for the children of the start directory */
   const struct stat *st;   /* lstat: a symlink is reported as one, not followed */
   int dirfd;               /* O_RDONLY fd of the directory holding it (valid during fn) */
+  int ignored;             /* an ignored directory (only with report_ignored_dirs) */
 } tool__walk_entry;
 
 /* Return 0 to go on, 1 to skip a directory's contents, -1 to stop the walk. */
@@ -251,12 +252,15 @@ typedef struct tool__walk_opts {
   size_t max_visits;      /* 0: TOOL__WALK_VISIT_MAX */
   int include_ignored;    /* report ignored entries too (not .git) */
   atomic_int *cancel;     /* may be NULL */
+  int report_ignored_dirs;/* pass ignored directories to fn (e.ignored set, never entered) */
 } tool__walk_opts;
 
 /* Depth-first walk of the directory `start` (resolved, a directory), children in byte
  * order of their names, never following symlinks, skipping `.git` and ignored entries.
- * *truncated is set when max_visits stopped it. Returns TOOL_OK, TOOL_ECANCELLED, or an
- * error with *err. Unreadable directories are skipped silently. */
+ * When `start` itself is ignored (the caller named it explicitly) its contents are
+ * walked as if nothing were ignored. *truncated is set when max_visits stopped it.
+ * Returns TOOL_OK, TOOL_ECANCELLED, or an error with *err. Unreadable directories are
+ * skipped silently. */
 int tool__walk(tool_ws *ws, const tool__path *start, const tool__walk_opts *o, tool__walk_fn fn,
                void *user, int *truncated, char **err);
 

@@ -276,6 +276,7 @@ TEST(list_dir_is_sorted_skips_git_and_ignored) {
                 "    ci.yml\n"
                 "  .gitignore\n"
                 "  README.md\n"
+                "  build/ (ignored by .gitignore; not listed)\n"
                 "  keep.log\n"
                 "  src/\n"
                 "    deep/\n"
@@ -340,6 +341,13 @@ TEST(glob_patterns_braces_and_ignore_rules) {
   tool_result_release(&r);
   ASSERT_EQ_INT(tt_call(ws, "glob", "{\"pattern\":\"**/*.o\"}", &r), TOOL_OK);
   ASSERT_CONTAINS(r.output, "No files match");
+  tool_result_release(&r);
+  /* an ignored directory named explicitly is searched */
+  ASSERT_EQ_INT(tt_call(ws, "glob", "{\"pattern\":\"*.o\",\"path\":\"build\"}", &r), TOOL_OK);
+  ASSERT_STR_EQ(r.output, "build/out.o\n");
+  tool_result_release(&r);
+  ASSERT_EQ_INT(tt_call(ws, "list_dir", "{\"path\":\"build\"}", &r), TOOL_OK);
+  ASSERT_STR_EQ(r.output, "build/\n  out.o\n");
   tool_result_release(&r);
   ASSERT_EQ_INT(tt_call(ws, "glob", "{\"pattern\":\"src/*/x/?.c\"}", &r), TOOL_OK);
   ASSERT_STR_EQ(r.output, "src/deep/x/y.c\n");

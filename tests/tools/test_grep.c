@@ -39,6 +39,9 @@ TEST(grep_finds_matches_in_ripgrep_format) {
   ASSERT_EQ_INT(tt_call(ws, "grep", "{\"pattern\":\"^int \\\\w+\\\\(\",\"path\":\"src/a.c\"}", &r), TOOL_OK);
   ASSERT_CONTAINS(r.output, "3 matching lines in 1 file.");
   tool_result_release(&r);
+  ASSERT_EQ_INT(tt_call(ws, "grep", "{\"pattern\":\"alpha_vendor\",\"path\":\"vendor\"}", &r), TOOL_OK);
+  ASSERT_STR_EQ(r.output, "vendor/lib.c:1:int alpha_vendor;\n1 matching line in 1 file.\n");
+  tool_result_release(&r);
   ASSERT_EQ_INT(tt_call(ws, "grep", "{\"pattern\":\"nomatchanywhere\"}", &r), TOOL_OK);
   ASSERT_CONTAINS(r.output, "No matches for /nomatchanywhere/ in .");
   tool_result_release(&r);
