@@ -332,9 +332,11 @@ static int tool__spawn_wait(char *const *argv, char *const *env, const char *cwd
   return TOOL_OK;
 }
 
-int tool__exec(tool_ws *ws, const tool__exec_opts *o, tool_exec_result *r, char **warning, char **err) {
+int tool__exec(tool_ws *ws, const tool__exec_opts *o, tool_exec_result *r, int *sandboxed_out,
+               char **warning, char **err) {
   *warning = NULL;
   *err = NULL;
+  *sandboxed_out = 0;
   memset(r, 0, sizeof *r);
   /* the editor's terminal, when it offers one and the sandbox is not required */
   if (ws->has_io && ws->io.run_command && ws->sandbox != TOOL_SANDBOX_REQUIRE) {
@@ -379,6 +381,7 @@ int tool__exec(tool_ws *ws, const tool__exec_opts *o, tool_exec_result *r, char 
     if (benv) benv[0] = strdup("PATH=/usr/local/bin:/usr/bin:/bin");
     rc = tool__spawn_wait(argv, benv, NULL, o, r, err);
     tool__strv_free(benv);
+    *sandboxed_out = 1;
   } else {
     const char *tmp = getenv("TMPDIR");
     snprintf(scratch, sizeof scratch, "%s/qcoder-run-XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp");
@@ -440,7 +443,8 @@ static int tool_run_command(tool_call_ctx *ctx, const json_t *args, tool_result 
   if (rc != TOOL_OK) goto fail;
   tool__exec_opts o = {command, p.abs, timeout_s, ctx->opts->cancel, ctx->opts->on_output,
                        ctx->opts->user, NULL, 0};
-  rc = tool__exec(ws, &o, &r, &warning, &err);
+  int sandboxed = 0;
+  rc = tool__exec(ws, &o, &r, &sandboxed, &warning, &err);
   if (rc == TOOL_ECANCELLED) {
     json_object_set_new(tool__data(res), "exit", tool__exit_json(&r));
     goto fail;
@@ -456,7 +460,7 @@ static int tool_run_command(tool_call_ctx *ctx, const json_t *args, tool_result 
   json_t *d = tool__data(res);
   json_object_set_new(d, "exit", tool__exit_json(&r));
   json_object_set_new(d, "truncated", json_boolean(r.truncated));
-  json_object_set_new(d, "sandboxed", json_boolean(warning == NULL));
+  json_object_set_new(d, "sandboxed", json_boolean(sandboxed));
   if (r.timed_out) rc = tool__fail_take(res, TOOL_ETIMEOUT, qc_buf_detach(&msg, NULL));
   else if (r.exit_code != 0 || r.signal) rc = tool__fail_take(res, TOOL_EFAILED, qc_buf_detach(&msg, NULL));
   else rc = tool__ok_take(res, qc_buf_detach(&msg, NULL));

@@ -300,6 +300,7 @@ static int tool__list_cb(void *user, const tool__walk_entry *e) {
   tool__buf_put_safe(&L->out, e->name, strlen(e->name));
   if (S_ISDIR(e->st->st_mode)) {
     qc_buf_putc(&L->out, '/');
+    if (e->ignored) qc_buf_puts(&L->out, " (ignored by .gitignore; not listed)");
   } else if (S_ISLNK(e->st->st_mode)) {
     char t[TOOL__PATH_MAX + 1];
     ssize_t n = readlinkat(e->dirfd, e->name, t, TOOL__PATH_MAX);
@@ -323,7 +324,7 @@ static int tool_list_dir(tool_call_ctx *ctx, const json_t *args, tool_result *re
   qc_buf_init(&L.out, 0);
   int rc = tool__resolve(ws, path, TOOL__R_DIR, &p, &err);
   if (rc != TOOL_OK) goto fail;
-  tool__walk_opts o = {depth, 0, 0, ctx->opts->cancel};
+  tool__walk_opts o = {depth, 0, 0, ctx->opts->cancel, 1};
   int truncated = 0;
   rc = tool__walk(ws, &p, &o, tool__list_cb, &L, &truncated, &err);
   if (rc != TOOL_OK) goto fail;
@@ -453,7 +454,7 @@ static int tool_glob(tool_call_ctx *ctx, const json_t *args, tool_result *res) {
   int truncated = 0;
   rc = tool__walk(ws, &p, &o, tool__glob_cb, &g, &truncated, &err);
   if (rc != TOOL_OK) goto fail;
-  qsort(g.hits, g.n, sizeof *g.hits, tool__cmp_strp);
+  if (g.n > 1) qsort(g.hits, g.n, sizeof *g.hits, tool__cmp_strp);
   qc_buf msg;
   qc_buf_init(&msg, 0);
   json_t *files = json_array();
@@ -508,7 +509,8 @@ const tool_def tool__fs_defs[] = {
      TOOL_KIND_EDIT, TOOL_F_MUTATES, tool_write_file},
     {"list_dir",
      "List a directory of the workspace as an indented tree (directories end with '/', symbolic "
-     "links show their target). Files ignored by .gitignore and the .git directory are left out.",
+     "links show their target). Files ignored by .gitignore are left out (ignored directories "
+     "are shown but not entered); .git is never shown.",
      "{\"type\":\"object\",\"properties\":{"
      "\"path\":{\"type\":\"string\",\"format\":\"path\",\"description\":\"directory, relative to the workspace root (default: the root)\"},"
      "\"depth\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":10,\"description\":\"how many levels to show (default 2)\"}"

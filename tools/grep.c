@@ -263,9 +263,14 @@ static int tool_grep(tool_call_ctx *ctx, const json_t *args, tool_result *res) {
   if (g.capped)
     qc_buf_printf(&msg, " [… stopped at the limit of %d matches or %zu KiB of output; narrow the pattern, path or glob]",
                   TOOL__GREP_TOTAL_MAX, TOOL__GREP_OUTPUT_MAX >> 10);
-  if (g.skipped_binary || g.skipped_big)
+  if (g.skipped_binary && g.skipped_big)
     qc_buf_printf(&msg, " (skipped %zu binary file%s and %zu file%s over %zu MiB)", g.skipped_binary,
                   g.skipped_binary == 1 ? "" : "s", g.skipped_big, g.skipped_big == 1 ? "" : "s",
+                  TOOL__GREP_FILE_MAX >> 20);
+  else if (g.skipped_binary)
+    qc_buf_printf(&msg, " (skipped %zu binary file%s)", g.skipped_binary, g.skipped_binary == 1 ? "" : "s");
+  else if (g.skipped_big)
+    qc_buf_printf(&msg, " (skipped %zu file%s over %zu MiB)", g.skipped_big, g.skipped_big == 1 ? "" : "s",
                   TOOL__GREP_FILE_MAX >> 20);
   if (g.limit_hits)
     qc_buf_printf(&msg, " (the pattern was too expensive on %zu line%s, which were skipped)", g.limit_hits,

@@ -241,6 +241,7 @@ typedef struct tool__walk_entry {
   int depth;               /* 1 for the children of the start directory */
   const struct stat *st;   /* lstat: a symlink is reported as one, not followed */
   int dirfd;               /* O_RDONLY fd of the directory holding it (valid during fn) */
+  int ignored;             /* an ignored directory (only with report_ignored_dirs) */
 } tool__walk_entry;
 
 /* Return 0 to go on, 1 to skip a directory's contents, -1 to stop the walk. */
@@ -251,12 +252,15 @@ typedef struct tool__walk_opts {
   size_t max_visits;      /* 0: TOOL__WALK_VISIT_MAX */
   int include_ignored;    /* report ignored entries too (not .git) */
   atomic_int *cancel;     /* may be NULL */
+  int report_ignored_dirs;/* pass ignored directories to fn (e.ignored set, never entered) */
 } tool__walk_opts;
 
 /* Depth-first walk of the directory `start` (resolved, a directory), children in byte
  * order of their names, never following symlinks, skipping `.git` and ignored entries.
- * *truncated is set when max_visits stopped it. Returns TOOL_OK, TOOL_ECANCELLED, or an
- * error with *err. Unreadable directories are skipped silently. */
+ * When `start` itself is ignored (the caller named it explicitly) its contents are
+ * walked as if nothing were ignored. *truncated is set when max_visits stopped it.
+ * Returns TOOL_OK, TOOL_ECANCELLED, or an error with *err. Unreadable directories are
+ * skipped silently. */
 int tool__walk(tool_ws *ws, const tool__path *start, const tool__walk_opts *o, tool__walk_fn fn,
                void *user, int *truncated, char **err);
 
@@ -276,6 +280,11 @@ const char *tool__seen_get(tool_ws *ws, const char *rel);  /* NULL when never se
  * and the file was never seen), else TOOL_ESTALE with *err telling the model to read the
  * file again. */
 int tool__check_fresh(tool_ws *ws, const tool__path *p, const char *data, size_t len, char **err);
+
+/* ---- validation ------------------------------------------------------------------ */
+
+/* tool_validate_args against any schema (the subset described in registry.c). */
+int tool__validate_json(const json_t *schema, const json_t *args, char **errmsg);
 
 /* ---- results --------------------------------------------------------------------- */
 
@@ -325,12 +334,13 @@ typedef struct tool__exec_opts {
 } tool__exec_opts;
 
 /* Run a command as the workspace's policy says (sandboxed, or refused, or unsandboxed
- * with a warning). Fills *r (release with tool__exec_result_release); *warning (malloc'd
- * or NULL) is the text to show the model when it ran without a sandbox. Returns TOOL_OK
- * when the command ran (whatever its exit status), else TOOL_ESANDBOX / TOOL_EIO /
- * TOOL_ECANCELLED with *err. */
-int tool__exec(tool_ws *ws, const tool__exec_opts *o, tool_exec_result *r, char **warning,
-               char **err);
+ * with a warning). Fills *r (release with tool__exec_result_release); *sandboxed says
+ * whether bubblewrap ran it; *warning (malloc'd or NULL) is the text to show the model
+ * when it ran without a sandbox under TOOL_SANDBOX_PREFER or in the editor's terminal.
+ * Returns TOOL_OK when the command ran (whatever its exit status), else TOOL_ESANDBOX /
+ * TOOL_EIO / TOOL_ECANCELLED with *err. */
+int tool__exec(tool_ws *ws, const tool__exec_opts *o, tool_exec_result *r, int *sandboxed,
+               char **warning, char **err);
 void tool__exec_result_release(tool_exec_result *r);
 /* {"code": N, "signal": N, "timed_out": B} (new reference). */
 json_t *tool__exit_json(const tool_exec_result *r);

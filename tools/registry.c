@@ -196,17 +196,6 @@ static int tool__validate_object(const json_t *schema, const json_t *v, const ch
   const json_t *props = json_object_get(schema, "properties");
   const json_t *req = json_object_get(schema, "required");
   const json_t *addl = json_object_get(schema, "additionalProperties");
-  size_t i;
-  const json_t *r;
-  json_array_foreach(req, i, r) {
-    if (json_is_string(r) && !json_object_get(v, json_string_value(r))) {
-      /* say what the field is for, from its description, so the model can supply it */
-      const json_t *ps = json_object_get(props, json_string_value(r));
-      const char *desc = json_string_value(json_object_get(ps, "description"));
-      return tool__vfail(e, TOOL_EARGS, where, "missing required field '%s'%s%s",
-                         json_string_value(r), desc ? " — " : "", desc ? desc : "");
-    }
-  }
   const char *key;
   const json_t *val;
   json_object_foreach((json_t *)v, key, val) {
@@ -233,6 +222,18 @@ static int tool__validate_object(const json_t *schema, const json_t *v, const ch
     }
     free(sub);
     if (rc) return rc;
+  }
+  /* unknown and mistyped fields first: a misspelt name explains a missing one */
+  size_t i;
+  const json_t *r;
+  json_array_foreach(req, i, r) {
+    if (json_is_string(r) && !json_object_get(v, json_string_value(r))) {
+      /* say what the field is for, from its description, so the model can supply it */
+      const json_t *ps = json_object_get(props, json_string_value(r));
+      const char *desc = json_string_value(json_object_get(ps, "description"));
+      return tool__vfail(e, TOOL_EARGS, where, "missing required field '%s'%s%s",
+                         json_string_value(r), desc ? " — " : "", desc ? desc : "");
+    }
   }
   return 0;
 }
@@ -342,7 +343,7 @@ static int tool__validate(const json_t *schema, const json_t *v, const char *whe
   return 0;
 }
 
-static int tool__validate_schema(const json_t *schema, const json_t *args, char **errmsg) {
+int tool__validate_json(const json_t *schema, const json_t *args, char **errmsg) {
   *errmsg = NULL;
   if (!args || !json_is_object(args)) {
     *errmsg = qc_asprintf("args: expected an object of named arguments, got %s",
@@ -363,7 +364,7 @@ int tool_validate_args(const tool_def *t, const json_t *args, char **errmsg) {
     *errmsg = qc_asprintf("tool %s has no valid schema", t ? t->name : "(null)");
     return TOOL_EUNKNOWN;
   }
-  return tool__validate_schema(schema, args, errmsg);
+  return tool__validate_json(schema, args, errmsg);
 }
 
 /* ---- results --------------------------------------------------------------------- */

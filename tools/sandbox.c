@@ -6,8 +6,10 @@
  *         --dev /dev --proc /proc minimal /dev, a /proc of the new PID namespace
  *         --tmpfs /tmp --tmpfs /run
  *                                 private /tmp; /run hidden (docker, D-Bus, systemd and
- *                                 other daemons' sockets live there)
+ *                                 other daemons' sockets live there; where PATH uses
+ *                                 /run, as on NixOS, only its socket directories)
  *         --tmpfs RUNTIME --tmpfs STATE --tmpfs XDG_RUNTIME_DIR --tmpfs ~/.ssh …
+ *         --ro-bind /dev/null ~/.netrc …
  *                                 qcoder's runtime directory (the daemon's socket) and
  *                                 state, and the usual credential stores, hidden
  *         --bind WS WS            the workspace, writable
@@ -202,15 +204,34 @@ static char *tool__canon(const char *p, int want_dir) {
   return r;
 }
 
+static int tool__path_uses_run(void) {
+  const char *path = getenv("PATH");
+  if (!path) return 0;
+  for (const char *s = path; s && *s; s = strchr(s, ':'), s = s ? s + 1 : NULL)
+    if (strncmp(s, "/run/", 5) == 0) return 1;
+  return 0;
+}
+
 /* Directories hidden behind an empty tmpfs. Malloc'd, canonical, NULL-terminated. */
 static char **tool__hidden_dirs(tool_ws *ws) {
   const char *home = getenv("HOME");
-  const char *cand[16];
+  const char *cand[24];
   int n = 0;
   cand[n++] = ws->runtime_dir;
   cand[n++] = ws->state_dir;
   cand[n++] = getenv("XDG_RUNTIME_DIR");
-  cand[n++] = "/run";
+  /* /run holds the sockets of docker, D-Bus, systemd and the per-user runtime dirs. Where
+   * PATH itself lives under /run (NixOS: /run/current-system, /run/wrappers) hiding all
+   * of it would leave no commands, so only the socket directories go. */
+  if (!tool__path_uses_run()) {
+    cand[n++] = "/run";
+  } else {
+    cand[n++] = "/run/user";
+    cand[n++] = "/run/dbus";
+    cand[n++] = "/run/containerd";
+    cand[n++] = "/run/podman";
+    cand[n++] = "/run/systemd";
+  }
   char *homes[6] = {0};
   static const char *const rel[] = {".ssh", ".gnupg", ".aws", ".docker", ".config/gh", ".kube"};
   if (home && *home == '/')
@@ -234,19 +255,36 @@ static char **tool__hidden_dirs(tool_ws *ws) {
   return out;
 }
 
-/* Files masked with /dev/null (credentials in single files). */
+/* Files masked with /dev/null: credentials kept in single files, and daemon sockets that
+ * stay visible when /run is not hidden (connecting to /dev/null fails). */
 static char **tool__masked_files(void) {
   const char *home = getenv("HOME");
-  char **out = calloc(4, sizeof *out);
-  if (!out || !home || *home != '/') return out;
+  char **out = calloc(8, sizeof *out);
+  if (!out) return NULL;
+  const char *cand[7];
+  char *owned[3] = {0};
+  int n = 0, k = 0;
   static const char *const rel[] = {".netrc", ".git-credentials", ".pgpass"};
-  int k = 0;
-  for (int i = 0; i < 3; i++) {
-    char *p = qc_path_join(home, rel[i]);
-    char *c = tool__canon(p, 0);
-    free(p);
-    if (c) out[k++] = c;
+  if (home && *home == '/')
+    for (int i = 0; i < 3; i++) cand[n++] = owned[i] = qc_path_join(home, rel[i]);
+  cand[n++] = "/run/docker.sock";
+  cand[n++] = "/var/run/docker.sock";
+  for (int i = 0; i < n; i++) {
+    if (!cand[i]) continue;
+    char *c = realpath(cand[i], NULL);
+    struct stat st;
+    if (c && stat(c, &st) == 0 && !S_ISDIR(st.st_mode)) {
+      int dup = 0;
+      for (int j = 0; j < k; j++)
+        if (strcmp(out[j], c) == 0) dup = 1;
+      if (!dup) {
+        out[k++] = c;
+        continue;
+      }
+    }
+    free(c);
   }
+  for (int i = 0; i < 3; i++) free(owned[i]);
   return out;
 }
 
@@ -315,8 +353,11 @@ char **tool__sandbox_argv(tool_ws *ws, const char *command, const char *cwd_abs,
   /* hidden directories outside the workspace (or containing it) first */
   for (char **h = hidden; h && *h; h++)
     if (!tool__is_under(*h, ws->root) || strcmp(*h, ws->root) == 0) tool__av_add3(&a, "--tmpfs", *h, NULL);
-  for (char **m = masked; m && *m; m++)
-    if (!tool__is_under(*m, ws->root)) tool__av_add3(&a, "--ro-bind", "/dev/null", *m);
+  for (char **m = masked; m && *m; m++) {
+    int covered = tool__is_under(*m, ws->root);
+    for (char **h = hidden; h && *h && !covered; h++) covered = tool__is_under(*m, *h);
+    if (!covered) tool__av_add3(&a, "--ro-bind", "/dev/null", *m);
+  }
   tool__av_add3(&a, "--bind", ws->root, ws->root);
   for (const char *const *d = rw_dirs; d && *d; d++) {
     char *c = tool__canon(*d, 1);

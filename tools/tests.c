@@ -1230,6 +1230,7 @@ static char *tt_expand(const char *tmpl, const char *filter, const char *junit, 
 
 typedef struct tt_run {
   char *warning;
+  int sandboxed;
   tool_exec_result exec;
 } tt_run;
 
@@ -1300,7 +1301,7 @@ static int tt_run_tests(tool_ws *ws, const tool_tests_opts *opts, json_t **resul
   tool__exec_opts eo = {cmd, ws->root, timeout_s, opts ? opts->cancel : NULL,
                         opts ? opts->on_output : NULL, opts ? opts->user : NULL, rw, TOOL__TESTS_OUTPUT_MAX};
   char *err = NULL;
-  rc = tool__exec(ws, &eo, &run->exec, &run->warning, &err);
+  rc = tool__exec(ws, &eo, &run->exec, &run->sandboxed, &run->warning, &err);
   if (rc != TOOL_OK) {
     free(junit);
     *errmsg = err;
@@ -1349,7 +1350,7 @@ static int tt_run_tests(tool_ws *ws, const tool_tests_opts *opts, json_t **resul
                               "total", (json_int_t)json_array_size(tests), "passed", (json_int_t)passed,
                               "failed", (json_int_t)failed, "skipped", (json_int_t)skipped, "errors",
                               (json_int_t)errors, "exit_code", run->exec.exit_code, "signal", run->exec.signal,
-                              "timed_out", run->exec.timed_out, "sandboxed", run->warning == NULL,
+                              "timed_out", run->exec.timed_out, "sandboxed", run->sandboxed,
                               "filter", filter ? json_string(filter) : json_null(), "filtered_by",
                               filtered_by ? json_string(filtered_by) : json_null());
   *results = json_pack("{s:o, s:o}", "summary", summary, "tests", tests);

@@ -24,8 +24,9 @@
  *  read-only; there is no network at all — a new network namespace with only loopback,
  *  so no DNS, no outside hosts and no services on the host's 127.0.0.1; qcoder's runtime
  *  and state directories (the daemon socket), $XDG_RUNTIME_DIR, /run (docker, D-Bus
- *  sockets) and the usual credential stores (~/.ssh, ~/.gnupg, ~/.aws, ~/.docker,
- *  ~/.config/gh, ~/.kube, ~/.netrc, ~/.git-credentials, ~/.pgpass) are hidden; the
+ *  sockets; only its socket directories where PATH uses /run) and the usual credential
+ *  stores (~/.ssh, ~/.gnupg, ~/.aws, ~/.docker, ~/.config/gh, ~/.kube, ~/.netrc,
+ *  ~/.git-credentials, ~/.pgpass) are hidden; the
  *  environment is an allowlist with no credentials; all capabilities are dropped; new
  *  PID, IPC and UTS namespaces; every process of the command dies when it ends, times
  *  out or is cancelled (PID namespace, --die-with-parent).

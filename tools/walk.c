@@ -22,6 +22,7 @@
 typedef struct tool__walker {
   tool_ws *ws;
   const tool__walk_opts *o;
+  int include_ignored;
   tool__walk_fn fn;
   void *user;
   size_t visits, max_visits;
@@ -60,7 +61,7 @@ static void tool__walk_dir(tool__walker *w, int fd, const char *prefix, int dept
     if (!(names[n] = strdup(de->d_name))) break;
     n++;
   }
-  qsort(names, n, sizeof *names, tool__cmp_str);
+  if (n > 1) qsort(names, n, sizeof *names, tool__cmp_str);
   for (size_t i = 0; i < n && !w->stopped; i++) {
     const char *name = names[i];
     if (strcmp(name, ".git") == 0) continue;
@@ -74,12 +75,14 @@ static void tool__walk_dir(tool__walker *w, int fd, const char *prefix, int dept
     char *rel = *prefix ? qc_asprintf("%s/%s", prefix, name) : strdup(name);
     if (!rel) break;
     int is_dir = S_ISDIR(st.st_mode);
-    if (!w->o->include_ignored && tool__ignored(w->ws, rel, is_dir)) {
+    int ignored = !w->include_ignored && tool__ignored(w->ws, rel, is_dir);
+    if (ignored && !(is_dir && w->o->report_ignored_dirs)) {
       free(rel);
       continue;
     }
-    tool__walk_entry e = {rel, name, depth, &st, dirfd(d)};
+    tool__walk_entry e = {rel, name, depth, &st, dirfd(d), ignored};
     int r = w->fn(w->user, &e);
+    if (ignored && r == 0) r = 1; /* never enter an ignored directory */
     if (r < 0) {
       w->stopped = 1;
     } else if (r == 0 && is_dir && depth < w->max_depth) {
@@ -97,8 +100,10 @@ int tool__walk(tool_ws *ws, const tool__path *start, const tool__walk_opts *o, t
                void *user, int *truncated, char **err) {
   *truncated = 0;
   *err = NULL;
-  tool__walker w = {ws, o, fn, user, 0, o->max_visits ? o->max_visits : TOOL__WALK_VISIT_MAX,
-                    o->max_depth, 0, 0, 0};
+  tool__walker w = {ws, o, o->include_ignored, fn, user, 0,
+                    o->max_visits ? o->max_visits : TOOL__WALK_VISIT_MAX, o->max_depth, 0, 0, 0};
+  /* a directory named explicitly is searched even if ignored (as ripgrep does) */
+  if (!w.include_ignored && start->rel && *start->rel && tool__ignored(ws, start->rel, 1)) w.include_ignored = 1;
   if (w.max_depth > TOOL__WALK_DEPTH_MAX || w.max_depth <= 0) w.max_depth = TOOL__WALK_DEPTH_MAX;
   int fd = tool__open_beneath(ws, start->rel, O_RDONLY | O_DIRECTORY, 0);
   if (fd < 0) {
