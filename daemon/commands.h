@@ -25,6 +25,14 @@ int qc_cmd_usage_error(const char *name, const char *fmt, ...) __attribute__((fo
 
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_model_info(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 int cmd_tool(int argc, char **argv);
 int cmd_repomap(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);

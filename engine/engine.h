@@ -94,12 +94,43 @@ const char *eng_model_chat_template(const eng_model *m);
 /* The kernel path in use: "scalar", "avx2" or "avx512". */
 const char *eng_model_kernels(const eng_model *m);
 
+/* What is in the file, for `qcoder model-info`: the container, the tensors by type, and
+ * the tokenizer as the metadata describes it. */
+typedef struct eng_type_count {
+  char type[12];           /* "Q4_K", "F32", … */
+  uint32_t n_tensors;
+  uint64_t bytes;
+} eng_type_count;
+
+typedef struct eng_model_info {
+  uint32_t gguf_version;
+  uint32_t alignment;
+  uint32_t file_type;      /* general.file_type, or UINT32_MAX when absent */
+  size_t n_kv, n_tensors;
+  uint64_t tensor_bytes;
+  eng_type_count types[40];
+  size_t n_types;
+  char tok_model[32], tok_pre[32];  /* tokenizer.ggml.model / .pre */
+  uint32_t n_tokens, n_merges;
+  int32_t bos_id, eos_id, pad_id, eot_id;  /* -1 when absent */
+  int add_bos;             /* -1 when absent */
+  size_t chat_template_len;/* 0 when absent */
+} eng_model_info;
+
+void eng_model_get_info(const eng_model *m, eng_model_info *out);
+/* Metadata pair i (0..n-1) as key and printable value text (arrays as "[type; count]").
+ * Returns the number of pairs; key/value untouched when i is out of range. */
+size_t eng_model_meta(const eng_model *m, size_t i, const char **key, char *value, size_t value_len);
+
 /* ---- tokenizer ------------------------------------------------------------------- */
 
 /* Byte-level BPE with the Qwen2 pre-tokenizer and NFC normalisation, identical to the
  * model's own (Hugging Face) tokenizer. With parse_special, added tokens (<|im_start|>,
- * <tool_call>, …) written in the text are matched as whole strings; without, they are
- * ordinary text. *ids is malloc'd. */
+ * <tool_call>, …) written in the text are matched as whole strings; without, control
+ * tokens (<|…|>) are ordinary text while user-defined ones (<tool_call>, <think>, …) are
+ * still matched, as in llama.cpp. `text` must be valid UTF-8: otherwise ENG_EARG, and the
+ * message names the offset of the first bad byte (clean arbitrary bytes with
+ * qc_utf8_sanitize first). *ids is malloc'd (NULL when *n_ids is 0). */
 int eng_tokenize(const eng_model *m, const char *text, size_t len, int parse_special,
                  int32_t **ids, size_t *n_ids, eng_error *err);
 /* Number of tokens `text` encodes to (parse_special on). Negative on error. */
@@ -115,7 +146,8 @@ int eng_token_is_eog(const eng_model *m, int32_t id);
 int eng_detokenize(const eng_model *m, const int32_t *ids, size_t n, char **text, size_t *len);
 
 /* Streaming decoder: returns only complete UTF-8, holding back a partial character until
- * the tokens that finish it arrive. */
+ * the tokens that finish it arrive; bytes that can never form a character are replaced by
+ * U+FFFD at once. All pushes plus the flush give qc_utf8_sanitize(eng_detokenize(ids)). */
 typedef struct eng_detok eng_detok;
 eng_detok *eng_detok_new(const eng_model *m);
 void eng_detok_free(eng_detok *d);
@@ -178,7 +210,9 @@ typedef enum eng_stop_reason {
 } eng_stop_reason;
 
 /* Called once per generated token with the text it completes (possibly empty, never a
- * partial UTF-8 character, never part of a stop string). Return nonzero to stop. */
+ * partial UTF-8 character, never part of a stop string), and once more with id -1 at the
+ * end when text was held back (a partial character or a stop-string prefix that did not
+ * complete). End-of-generation tokens are not passed. Return nonzero to stop. */
 typedef int (*eng_token_cb)(void *user, int32_t id, const char *text, size_t len);
 
 typedef struct eng_gen_stats {
@@ -195,7 +229,26 @@ typedef struct eng_gen_stats {
 int eng_generate(eng_session *s, const int32_t *prompt, size_t n_prompt, const eng_sample_params *p,
                  eng_token_cb cb, void *user, eng_gen_stats *stats, eng_error *err);
 
-/* Ask the running (or next) eng_generate on this session to stop; thread-safe. */
+/* Ask the running (or next) eng_generate on this session to stop; thread-safe. The
+ * generation returns ENG_ECANCELLED (stats->stop = ENG_STOP_CANCELLED) after the token in
+ * progress; what was already delivered stands and stays in the cache. */
 void eng_session_cancel(eng_session *s);
+
+/* ---- synthetic models ------------------------------------------------------------ */
+
+/* `qcoder mkmodel`: write a qwen3moe or qwen3 GGUF with seeded random weights (normal,
+ * std 1/sqrt(fan_in); norms 1 + 0.1·N(0,1)), streamed to disk tensor by tensor. */
+typedef struct eng_mkmodel_opts {
+  const char *preset;      /* "tiny" or "30b-a3b" */
+  const char *arch;        /* NULL = qwen3moe; or "qwen3" */
+  int n_layer;             /* 0 = the preset's */
+  const char *type;        /* f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k q4_k_m; NULL = f32 */
+  uint64_t seed;
+  const char *vocab_from;  /* GGUF to copy the tokenizer from, or NULL (byte-level toy vocab) */
+  uint32_t n_vocab;        /* 0 = the tokenizer's size (vocab_from) or the preset's */
+  const char *out;
+} eng_mkmodel_opts;
+
+int eng_mkmodel(const eng_mkmodel_opts *o, eng_error *err);
 
 #endif /* QC_ENGINE_H */

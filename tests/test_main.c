@@ -112,8 +112,9 @@ int qct_run(const char *cmd, char **out) {
 
 int qct_main(int argc, char **argv) {
   atexit(qct_cleanup);
-  int failed = 0, passed = 0, skipped = 0;
-  for (int i = 0; i < qct_ncases; i++) {
+  /* volatile: setjmp below; keeps -Wclobbered quiet at -O1 (asan preset) */
+  volatile int failed = 0, passed = 0, skipped = 0;
+  for (volatile int i = 0; i < qct_ncases; i++) {
     if (argc > 1) {
       int want = 0;
       for (int a = 1; a < argc; a++) want |= strcmp(argv[a], qct_cases[i].name) == 0;

@@ -1,0 +1,41 @@
+/* cmd_mkmodel.c — `qcoder mkmodel`: write a synthetic qwen3moe/qwen3 GGUF with seeded
+ * random weights (see eng_mkmodel in engine/engine.h). */
+#include "daemon/commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "daemon/cmd_engine_util.h"
+#include "engine/engine.h"
+
+int cmd_mkmodel(int argc, char **argv) {
+  eng_mkmodel_opts o = {0};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int has = i + 1 < argc;
+    if (!strcmp(a, "--preset") && has) o.preset = argv[++i];
+    else if (!strcmp(a, "--arch") && has) o.arch = argv[++i];
+    else if (!strcmp(a, "--type") && has) o.type = argv[++i];
+    else if (!strcmp(a, "--vocab-from") && has) o.vocab_from = argv[++i];
+    else if (!strcmp(a, "-o") && has) o.out = argv[++i];
+    else if (!strcmp(a, "--layers") && has) {
+      long v;
+      if (qc_cmd_parse_long(argv[++i], 1, 1024, &v)) return qc_cmd_usage_error("mkmodel", "--layers needs 1..1024");
+      o.n_layer = (int)v;
+    } else if (!strcmp(a, "--n-vocab") && has) {
+      long v;
+      if (qc_cmd_parse_long(argv[++i], 1, 1 << 22, &v)) return qc_cmd_usage_error("mkmodel", "--n-vocab needs 1..4194304");
+      o.n_vocab = (uint32_t)v;
+    } else if (!strcmp(a, "--seed") && has) {
+      if (qc_cmd_parse_u64(argv[++i], &o.seed)) return qc_cmd_usage_error("mkmodel", "--seed needs a non-negative integer");
+    } else return qc_cmd_usage_error("mkmodel", "unknown or incomplete option '%s'", a);
+  }
+  if (!o.out) return qc_cmd_usage_error("mkmodel", "-o OUT.gguf is required");
+  if (!o.preset) return qc_cmd_usage_error("mkmodel", "--preset tiny|30b-a3b is required");
+  eng_error err = {0};
+  if (eng_mkmodel(&o, &err)) {
+    fprintf(stderr, "qcoder mkmodel: %s\n", err.msg);
+    return 1;
+  }
+  return 0;
+}
