@@ -30,22 +30,31 @@ static int fail(const char *what, int rc, char *err) {
 int cmd_checkpoint(int argc, char **argv) {
   const char *sub = NULL, *id = NULL, *ws_dir = ".", *message = NULL;
   int json = 0;
+  long keep = 100, days = 30;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (strcmp(a, "--workspace") == 0 && i + 1 < argc) ws_dir = argv[++i];
     else if ((strcmp(a, "-m") == 0 || strcmp(a, "--message") == 0) && i + 1 < argc) message = argv[++i];
     else if (strcmp(a, "--json") == 0) json = 1;
+    else if ((strcmp(a, "--keep") == 0 || strcmp(a, "--days") == 0) && i + 1 < argc) {
+      char *end;
+      long v = strtol(argv[++i], &end, 10);
+      if (*end || v < 0 || v > 1000000) return qc_cmd_usage_error("checkpoint", "%s wants a number", a);
+      if (a[2] == 'k') keep = v;
+      else days = v;
+    }
     else if (a[0] == '-') return qc_cmd_usage_error("checkpoint", "unknown option '%s'", a);
     else if (!sub) sub = a;
     else if (!id) id = a;
     else return qc_cmd_usage_error("checkpoint", "unexpected argument '%s'", a);
   }
-  if (!sub) return qc_cmd_usage_error("checkpoint", "which one: create, list, diff or restore?");
+  if (!sub) return qc_cmd_usage_error("checkpoint", "which one: create, list, diff, restore or prune?");
   int is_create = strcmp(sub, "create") == 0, is_list = strcmp(sub, "list") == 0;
   int is_diff = strcmp(sub, "diff") == 0, is_restore = strcmp(sub, "restore") == 0;
-  if (!is_create && !is_list && !is_diff && !is_restore)
+  int is_prune = strcmp(sub, "prune") == 0;
+  if (!is_create && !is_list && !is_diff && !is_restore && !is_prune)
     return qc_cmd_usage_error("checkpoint", "unknown subcommand '%s'", sub);
-  if (id && (is_create || is_list))
+  if (id && (is_create || is_list || is_prune))
     return qc_cmd_usage_error("checkpoint", "'%s' takes no id (use -m for a message)", sub);
 
   tool_ws_opts o = {0};
@@ -85,6 +94,17 @@ int cmd_checkpoint(int argc, char **argv) {
       }
     }
     json_decref(list);
+  } else if (is_prune) {
+    size_t removed = 0;
+    rc = tool_checkpoint_prune(ws, (size_t)keep, (int64_t)days * 86400, &removed, &err);
+    if (rc != TOOL_OK) status = fail("prune", rc, err);
+    else if (json) {
+      json_t *j = json_pack("{s:I}", "removed", (json_int_t)removed);
+      print_json(j);
+      json_decref(j);
+    } else {
+      printf("removed %zu checkpoint%s\n", removed, removed == 1 ? "" : "s");
+    }
   } else if (is_diff) {
     char *patch = NULL;
     json_t *stats = NULL;

@@ -143,6 +143,7 @@ static const char usage_checkpoint[] =
     "       qcoder checkpoint list [--workspace DIR] [--json]\n"
     "       qcoder checkpoint diff [ID] [--workspace DIR] [--json]\n"
     "       qcoder checkpoint restore [ID] [--workspace DIR] [--json]\n"
+    "       qcoder checkpoint prune [--keep N] [--days D] [--workspace DIR] [--json]\n"
     "\n"
     "Snapshots of the workspace's files (tracked, and untracked but not ignored; modes and\n"
     "symlinks included), stored as commits under refs/qcoder/checkpoints/ without touching\n"
@@ -156,7 +157,9 @@ static const char usage_checkpoint[] =
     "  restore  make the files equal to the checkpoint again: files created since are\n"
     "           removed, changed and deleted ones come back with their modes; ignored\n"
     "           files and .git are never touched. The current state is saved as a new\n"
-    "           checkpoint first, so a restore can be undone.\n";
+    "           checkpoint first, so a restore can be undone.\n"
+    "  prune    forget checkpoints older than D days (default 30) beyond the newest N\n"
+    "           (default 100); git gc then reclaims their space.\n";
 
 const qc_command qc_commands[] = {
     {"help", "show help for qcoder or one command", usage_help, cmd_help},
@@ -171,7 +174,7 @@ const qc_command qc_commands[] = {
     {"tokenize", "print the token ids of a text", usage_tokenize, cmd_tokenize},
     {"tool", "run one agent tool by hand, or list them", usage_tool, cmd_tool},
     {"repomap", "print the ranked map of a repository's definitions", usage_repomap, cmd_repomap},
-    {"checkpoint", "create, list, diff or restore snapshots of a workspace", usage_checkpoint, cmd_checkpoint},
+    {"checkpoint", "create, list, diff, restore or prune snapshots of a workspace", usage_checkpoint, cmd_checkpoint},
     {NULL, NULL, NULL, NULL},
 };
 

@@ -88,12 +88,14 @@ int tool__cp_create(tool__repo *r, const char *message, char **id_out, char **er
     goto out;
   }
   char stamp[32], hex[GIT_OID_HEXSZ + 1];
-  time_t now = time(NULL);
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
   struct tm tm;
-  gmtime_r(&now, &tm);
-  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  gmtime_r(&now.tv_sec, &tm);
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
   git_oid_tostr(hex, sizeof hex, &commit_id);
-  *id_out = qc_asprintf("%s-%.8s", stamp, hex);
+  /* milliseconds in the id: ids sort in the order they were taken */
+  *id_out = qc_asprintf("%s.%03ldZ-%.8s", stamp, (long)(now.tv_nsec / 1000000), hex);
   refname = *id_out ? qc_asprintf(TOOL__CP_REF_PREFIX "%s", *id_out) : NULL;
   if (!refname) {
     rc = TOOL_ENOMEM;
@@ -164,9 +166,12 @@ static int collect_cb(const char *name, void *payload) {
   return 0;
 }
 
+/* Newest first: ids begin with their UTC time to the millisecond, so they sort in the
+ * order taken; the commit time (seconds) orders refs that do not follow the format. */
 static int item_cmp(const void *a, const void *b) {
   const cp_item *x = a, *y = b;
-  if (x->time != y->time) return x->time > y->time ? -1 : 1;
+  if (x->time != y->time && (strlen(x->id) != 29 || strlen(y->id) != 29))
+    return x->time > y->time ? -1 : 1;
   return -strcmp(x->id, y->id);
 }
 
@@ -253,6 +258,28 @@ int tool__cp_resolve(tool__repo *r, const char *id, git_oid *commit, char **full
   }
   cp_list_free(&l);
   return rc;
+}
+
+int tool__cp_prune(tool__repo *r, size_t keep, int64_t older_than_s, size_t *removed, char **errmsg) {
+  *errmsg = NULL;
+  *removed = 0;
+  cp_list l;
+  int rc = collect(r, &l, errmsg);
+  if (rc != TOOL_OK) return rc;
+  int64_t cutoff = (int64_t)time(NULL) - older_than_s;
+  for (size_t i = keep; i < l.n; i++) { /* newest first: the first `keep` stay */
+    if (l.v[i].time > cutoff) continue;
+    char *name = qc_asprintf(TOOL__CP_REF_PREFIX "%s", l.v[i].id);
+    git_reference *ref = NULL;
+    if (name && git_reference_lookup(&ref, r->repo, name) == 0 && git_reference_delete(ref) == 0)
+      (*removed)++;
+    else
+      git_error_clear();
+    git_reference_free(ref);
+    free(name);
+  }
+  cp_list_free(&l);
+  return TOOL_OK;
 }
 
 /* ---- diff ------------------------------------------------------------------------ */

@@ -257,6 +257,22 @@ int tool_checkpoint_resolve(tool_ws *ws, const char *id, char **full_id, char **
   return rc;
 }
 
+int tool_checkpoint_prune(tool_ws *ws, size_t keep, int64_t older_than_s, size_t *removed,
+                          char **errmsg) {
+  tool__repo r;
+  *removed = 0;
+  int rc = cp_open(ws, 0, &r, errmsg);
+  if (rc == TOOL_ENOENT) { /* never checkpointed: nothing to prune */
+    free(*errmsg);
+    *errmsg = NULL;
+    return TOOL_OK;
+  }
+  if (rc != TOOL_OK) return rc;
+  rc = tool__cp_prune(&r, keep, older_than_s, removed, errmsg);
+  tool__repo_close(&r);
+  return rc;
+}
+
 int tool_checkpoint_restore(tool_ws *ws, const char *id, json_t **summary, char **errmsg) {
   tool__repo r;
   *summary = NULL;

@@ -99,7 +99,7 @@ int tool__repo_snapshot_tree(tool__repo *r, git_oid *tree_out, size_t *nfiles, c
 
 /* Take a checkpoint: snapshot → commit (parent: HEAD when there is one; author and
  * committer "qcoder <qcoder@localhost>") → ref refs/qcoder/checkpoints/<id>. *id_out is
- * "YYYYMMDDTHHMMSSZ-<8 hex of the commit>" (malloc'd). */
+ * "YYYYMMDDTHHMMSS.mmmZ-<8 hex of the commit>" (malloc'd). */
 int tool__cp_create(tool__repo *r, const char *message, char **id_out, char **errmsg);
 /* [{"id","commit","time"(ISO 8601),"time_ms","message","files"}] newest first. */
 int tool__cp_list(tool__repo *r, json_t **out, char **errmsg);
@@ -115,6 +115,10 @@ int tool__cp_diff(tool__repo *r, const char *id, size_t max, char **patch, json_
  * files and .git are never touched (a conflict with an ignored file fails that path and
  * is reported). *summary: {"restored":N,"removed":N,"unchanged":N,"errors":[…]}. */
 int tool__cp_restore(tool__repo *r, const char *id, json_t **summary, char **errmsg);
+
+/* Delete the refs of checkpoints beyond the newest `keep` that are older than
+ * `older_than_s` seconds; *removed counts them. Their objects stay until git gc. */
+int tool__cp_prune(tool__repo *r, size_t keep, int64_t older_than_s, size_t *removed, char **errmsg);
 
 /* Tests only: 0 skips the per-file fdatasync of restore. */
 void tool__cp_set_durable(int on);

@@ -280,7 +280,7 @@ int tool_syntax_check(const char *path, const char *old_text, size_t old_len,
  * index or any file. They cover tracked files and untracked files that are not ignored,
  * with modes and symlinks; restore makes exactly those equal the checkpoint again (files
  * created since are removed, ignored files and .git are never touched). Ids look like
- * "20261125T011013Z-1a2b3c4d"; functions taking an id accept a unique prefix, the commit
+ * "20261125T011013.042Z-1a2b3c4d"; functions taking an id accept a unique prefix, the commit
  * hash (7+ hex digits) or "latest". Each returns TOOL_OK or a TOOL_E* code with *errmsg
  * (malloc'd). */
 int tool_checkpoint_create(tool_ws *ws, const char *message, char **id, char **errmsg);
@@ -292,6 +292,10 @@ int tool_checkpoint_diff(tool_ws *ws, const char *id, char **patch, json_t **sta
                          char **errmsg);
 /* The full id a user's id (prefix, commit hash, "latest") names (malloc'd). */
 int tool_checkpoint_resolve(tool_ws *ws, const char *id, char **full_id, char **errmsg);
+/* Forget old checkpoints: all but the newest `keep` that are older than `older_than_s`
+ * seconds lose their ref (the objects go at the next `git gc`). *removed counts them. */
+int tool_checkpoint_prune(tool_ws *ws, size_t keep, int64_t older_than_s, size_t *removed,
+                          char **errmsg);
 /* *summary: {"restored","removed","unchanged","errors":[{"path","error"}]}. */
 int tool_checkpoint_restore(tool_ws *ws, const char *id, json_t **summary, char **errmsg);
 

@@ -56,6 +56,13 @@ TEST(checkpoint_cli_round_trip_in_a_plain_directory) {
   ASSERT_EQ_INT(json_array_size(j), 2);
   json_decref(j);
   free(out);
+  cmd = qc_asprintf("%s checkpoint prune --keep 1 --days 0 --workspace '%s' --json", base, d);
+  ASSERT_EQ_INT(qct_run(cmd, &out), 0);
+  free(cmd);
+  j = json_loads(out, 0, NULL);
+  ASSERT_EQ_INT(json_integer_value(json_object_get(j, "removed")), 1);
+  json_decref(j);
+  free(out);
   /* bad input */
   cmd = qc_asprintf("%s checkpoint restore nosuchid --workspace '%s' 2>&1", base, d);
   ASSERT_EQ_INT(qct_run(cmd, &out), 1);

@@ -321,7 +321,7 @@ TEST(checkpoint_create_list_diff_restore) {
   open_repo(root, &r);
   char *id, *err;
   ASSERT_EQ_INT(tool__cp_create(&r, "before the agent", &id, &err), TOOL_OK);
-  ASSERT(strlen(id) == 25 && id[8] == 'T' && id[16] == '-');
+  ASSERT(strlen(id) == 29 && id[8] == 'T' && id[15] == '.' && id[19] == 'Z' && id[20] == '-');
   /* nothing the user sees changed */
   char *after = digest(root), *idx1 = file_sha(root, ".git/index"), *head1 = file_sha(root, ".git/HEAD");
   ASSERT_STR_EQ(after, before);
@@ -395,6 +395,35 @@ TEST(checkpoint_create_list_diff_restore) {
   free(err);
   free(id);
   free(before), free(idx0), free(head0);
+  tool__repo_close(&r);
+  free(root);
+}
+
+TEST(prune_keeps_the_newest) {
+  char *root = fixture_repo();
+  tool__repo r;
+  open_repo(root, &r);
+  char *id, *err;
+  for (int i = 0; i < 5; i++) {
+    char msg[16];
+    snprintf(msg, sizeof msg, "cp %d", i);
+    wr(root, "docs/a.txt", msg); /* distinct trees, distinct commits */
+    ASSERT_EQ_INT(tool__cp_create(&r, msg, &id, &err), TOOL_OK);
+    free(id);
+    usleep(2000); /* ids are taken to the millisecond */
+  }
+  size_t removed;
+  ASSERT_EQ_INT(tool__cp_prune(&r, 2, 3600, &removed, &err), TOOL_OK);
+  ASSERT_EQ_INT(removed, 0); /* all are younger than an hour */
+  ASSERT_EQ_INT(tool__cp_prune(&r, 2, 0, &removed, &err), TOOL_OK);
+  ASSERT_EQ_INT(removed, 3);
+  json_t *list;
+  ASSERT_EQ_INT(tool__cp_list(&r, &list, &err), TOOL_OK);
+  ASSERT_EQ_INT(json_array_size(list), 2);
+  /* the two kept are the last two taken, newest first */
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(list, 0), "message")), "cp 4");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(list, 1), "message")), "cp 3");
+  json_decref(list);
   tool__repo_close(&r);
   free(root);
 }
