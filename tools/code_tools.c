@@ -19,18 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- limits (code tools) --------------------------------------------------------- */
-
-/* Symbols listed by code_outline (a generated file can hold tens of thousands). */
-#define OUTLINE_MAX_SYMBOLS 2000
-/* find_symbol: definitions and references listed. */
-#define FIND_MAX_DEFS 100
-#define FIND_MAX_REFS 300
-/* Syntax errors reported after a write. */
-#define SYNTAX_MAX_REPORTED 20
-/* Errors collected from each version before comparing (bounded work per check). */
-#define SYNTAX_MAX_COLLECTED 400
-
 /* ---- workspace scans ------------------------------------------------------------- */
 
 static int skip_dir(const char *name) {
@@ -186,18 +174,18 @@ int tool_syntax_check(const char *path, const char *old_text, size_t old_len,
   const tool__lang *l = tool__lang_detect(path, new_text, new_len < 4096 ? new_len : 4096);
   if (!l || new_len > TOOL__CODE_MAX_FILE) return TOOL_OK;
   tool__syntax_err *ne = NULL, *oe = NULL;
-  int nn = tool__syntax_errors(l, new_text, new_len, SYNTAX_MAX_COLLECTED, &ne);
+  int nn = tool__syntax_errors(l, new_text, new_len, TOOL__SYNTAX_MAX_COLLECTED, &ne);
   if (nn < 0) return nn == TOOL_ENOMEM ? TOOL_ENOMEM : TOOL_OK; /* too big / time limit */
   int no = 0;
   if (nn > 0 && old_text && old_len <= TOOL__CODE_MAX_FILE) {
-    no = tool__syntax_errors(l, old_text, old_len, SYNTAX_MAX_COLLECTED, &oe);
+    no = tool__syntax_errors(l, old_text, old_len, TOOL__SYNTAX_MAX_COLLECTED, &oe);
     if (no < 0) no = 0;
   }
   json_t *arr = json_array();
   char **okeys = no ? calloc((size_t)no, sizeof *okeys) : NULL;
   int rc = arr ? TOOL_OK : TOOL_ENOMEM;
   for (int i = 0; i < no && okeys; i++) okeys[i] = err_key(&oe[i]);
-  for (int i = 0; rc == TOOL_OK && i < nn && json_array_size(arr) < SYNTAX_MAX_REPORTED; i++) {
+  for (int i = 0; rc == TOOL_OK && i < nn && json_array_size(arr) < TOOL__SYNTAX_MAX_REPORTED; i++) {
     char *k = err_key(&ne[i]);
     int seen = 0;
     for (int j = 0; k && okeys && j < no; j++)
@@ -310,7 +298,7 @@ static int tool_code_outline(tool_call_ctx *ctx, const json_t *args, tool_result
       nodes[i] = nodes[g->parent]; /* its children (if any) go to the typedef */
       continue;
     }
-    if (shown++ < OUTLINE_MAX_SYMBOLS) {
+    if (shown++ < TOOL__OUTLINE_MAX_SYMBOLS) {
       for (int k = 0; k < g->depth; k++) qc_buf_puts(&out, "  ");
       if (g->end_line > g->start_line)
         qc_buf_printf(&out, "%u-%u %s %s: ", g->start_line + 1, g->end_line + 1, g->kind, g->name);
@@ -330,8 +318,8 @@ static int tool_code_outline(tool_call_ctx *ctx, const json_t *args, tool_result
       json_array_append_new(top, nodes[i]);
     }
   }
-  if (shown > OUTLINE_MAX_SYMBOLS)
-    qc_buf_printf(&out, "[%zu more symbols not shown]\n", shown - OUTLINE_MAX_SYMBOLS);
+  if (shown > TOOL__OUTLINE_MAX_SYMBOLS)
+    qc_buf_printf(&out, "[%zu more symbols not shown]\n", shown - TOOL__OUTLINE_MAX_SYMBOLS);
   json_t *d = tool__data(res);
   if (d) {
     json_object_set_new(d, "language", json_string(tool__lang_name(l)));
@@ -396,13 +384,13 @@ static int find_file(void *user, const char *rel) {
       if (strcmp(g->name, f->name) != 0) continue;
       if (g->is_def && f->kind && strcmp(g->kind, f->kind) != 0) continue;
       if (g->is_def) {
-        if (++f->ndefs > FIND_MAX_DEFS) continue;
+        if (++f->ndefs > TOOL__FIND_MAX_DEFS) continue;
         json_array_append_new(f->defs, json_pack("{s:s, s:I, s:I, s:s, s:o}", "path", rel, "line",
                                                  (json_int_t)g->start_line + 1, "end_line",
                                                  (json_int_t)g->end_line + 1, "kind", g->kind, "signature",
                                                  tool__json_text(g->signature, strlen(g->signature))));
       } else {
-        if (++f->nrefs > FIND_MAX_REFS) continue;
+        if (++f->nrefs > TOOL__FIND_MAX_REFS) continue;
         /* the referencing line, trimmed, as context */
         size_t a = g->name_byte, b = g->name_byte;
         while (a > 0 && src[a - 1] != '\n') a--;

@@ -50,6 +50,11 @@
 #define TOOL__GIT_BLAME_MAX_FILE (8u * 1024 * 1024)
 /* Commits walked by git_log when filtering by path (bounds a scan of a huge history). */
 #define TOOL__GIT_LOG_WALK_MAX 20000u
+/* Snapshot stat cache (git_repo.c): a file modified less than this before it was hashed
+ * is not cached (git's "racily clean" rule), and the cache of one working tree is emptied
+ * past this many entries. */
+#define TOOL__GIT_RACY_NS (2ull * 1000000000ull)
+#define TOOL__GIT_STATCACHE_MAX 400000u
 /* Files in one snapshot (checkpoint). A tree larger than this is refused, not cut:
  * a partial snapshot would make a restore delete the files it missed. */
 #define TOOL__GIT_SNAPSHOT_MAX_FILES 200000u

@@ -323,8 +323,6 @@ int tool__repo_foreach_file(tool__repo *r, tool__file_fn fn, void *user, char **
  * later write within the same timestamp granularity could otherwise go unseen. A
  * cached blob must still exist in the object database (checked; cheap). */
 
-#define TOOL__GIT_RACY_NS (2ull * 1000000000ull)
-#define SC_MAX_ENTRIES 400000u  /* beyond this the cache is emptied and rebuilt */
 
 typedef struct sc_entry {
   char *path;
@@ -384,7 +382,7 @@ static sc_entry *sc_slot(sc_cache *c, const char *path) {
 }
 
 static void sc_put(sc_cache *c, const char *path, const struct stat *st, const git_oid *id) {
-  if (c->n >= SC_MAX_ENTRIES) sc_clear(c);
+  if (c->n >= TOOL__GIT_STATCACHE_MAX) sc_clear(c);
   if ((c->n + 1) * 2 > c->cap) {
     size_t nc = c->cap ? c->cap * 2 : 1024;
     sc_entry *nv = calloc(nc, sizeof *nv);

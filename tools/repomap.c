@@ -27,16 +27,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- limits (repo map) ----------------------------------------------------------- */
-
-#define RM_DEFAULT_BUDGET 1024   /* tokens, Aider's default map size */
-#define RM_PAGERANK_ITERS 100    /* upper bound; converges in ~20-50 on real graphs */
-#define RM_PAGERANK_EPS 1e-8     /* L1 change per iteration; ranks only order the map */
-#define RM_DAMPING 0.85
-#define RM_LINE_MAX 100          /* signature bytes shown (Aider truncates lines to 100) */
-#define RM_FOCUS_SHARE 0.9       /* teleport mass given to the focus files */
-#define RM_UNREFERENCED 1e-6     /* rank share of an unreferenced definition (see rm_rank) */
-
 typedef struct rm_def {
   uint32_t ident;
   uint32_t line, end_line;  /* 1-based */
@@ -202,7 +192,7 @@ static int rm_parse(tool_repomap *m, rm_file *f) {
       d->parent = par >= 0 ? map[par] : -1;
       d->depth = d->parent >= 0 ? f->defs[d->parent].depth + 1 : 0;
       size_t sl = strlen(t.v[i].signature);
-      if (sl > RM_LINE_MAX) sl = qc_utf8_complete_len(t.v[i].signature, RM_LINE_MAX);
+      if (sl > TOOL__RM_LINE_MAX) sl = qc_utf8_complete_len(t.v[i].signature, TOOL__RM_LINE_MAX);
       d->sig = qc_strndup(t.v[i].signature, sl);
       if (!d->sig) goto oom_map;
     }
@@ -528,33 +518,33 @@ static int rm_rank(tool_repomap *m, const char *const *focus, size_t nfocus, siz
     }
   }
   /* personalised PageRank (power iteration; dangling mass follows the personalisation) */
-  /* focus files share RM_FOCUS_SHARE of the teleport mass, the others the rest (so the
+  /* focus files share TOOL__RM_FOCUS_SHARE of the teleport mass, the others the rest (so the
    * rest of the map is still ordered by the repository's own structure) */
   size_t nfound = 0;
   for (size_t i = 0; i < nf; i++) nfound += isfocus[i] != 0;
   for (size_t i = 0; i < nf; i++) {
     if (nfound == 0 || nfound == nf) pers[i] = 1.0 / (double)nf;
-    else pers[i] = isfocus[i] ? RM_FOCUS_SHARE / (double)nfound : (1 - RM_FOCUS_SHARE) / (double)(nf - nfound);
+    else pers[i] = isfocus[i] ? TOOL__RM_FOCUS_SHARE / (double)nfound : (1 - TOOL__RM_FOCUS_SHARE) / (double)(nf - nfound);
     rank[i] = pers[i];
   }
   for (size_t e = 0; e < ne; e++) outw[edges[e].from] += edges[e].w;
-  for (int it = 0; it < RM_PAGERANK_ITERS && nf; it++) {
+  for (int it = 0; it < TOOL__RM_PAGERANK_ITERS && nf; it++) {
     double dangling = 0;
     for (size_t i = 0; i < nf; i++) {
       next[i] = 0;
       if (outw[i] == 0) dangling += rank[i];
     }
     for (size_t e = 0; e < ne; e++)
-      next[edges[e].to] += RM_DAMPING * rank[edges[e].from] * edges[e].w / outw[edges[e].from];
+      next[edges[e].to] += TOOL__RM_DAMPING * rank[edges[e].from] * edges[e].w / outw[edges[e].from];
     double diff = 0;
     for (size_t i = 0; i < nf; i++) {
-      next[i] += (RM_DAMPING * dangling + (1 - RM_DAMPING)) * pers[i];
+      next[i] += (TOOL__RM_DAMPING * dangling + (1 - TOOL__RM_DAMPING)) * pers[i];
       diff += fabs(next[i] - rank[i]);
     }
     double *t = rank;
     rank = next;
     next = t;
-    if (diff < RM_PAGERANK_EPS) break;
+    if (diff < TOOL__RM_PAGERANK_EPS) break;
   }
   /* each file's rank flows along its edges to (defining file, identifier) */
   size_t ndefs_all = 0;
@@ -584,7 +574,7 @@ static int rm_rank(tool_repomap *m, const char *const *focus, size_t nfocus, siz
   for (size_t fi = 0; fi < nf; fi++)
     for (size_t k = 0; k < m->files[fi].ndefs; k++)
       if (!referenced[m->files[fi].defs[k].ident])
-        rk[first[fi] + k].rank = RM_UNREFERENCED * rank[fi] / (double)m->files[fi].ndefs;
+        rk[first[fi] + k].rank = TOOL__RM_UNREFERENCED * rank[fi] / (double)m->files[fi].ndefs;
   free(first);
   /* focus files are in the conversation already: leave them out of the map */
   size_t w = 0;
@@ -667,7 +657,7 @@ static size_t count_default(const char *text, size_t len) { return (len + 3) / 4
 
 char *tool_repomap_render(tool_repomap *m, const char *const *focus, size_t nfocus,
                           size_t budget, tool_token_count_fn count, void *user) {
-  if (budget == 0) budget = RM_DEFAULT_BUDGET;
+  if (budget == 0) budget = TOOL__RM_DEFAULT_BUDGET;
   ranked *rk = NULL;
   size_t n = 0;
   /* every definition line costs at least one token, so no more than `budget`
