@@ -115,6 +115,28 @@ const qc_command qc_commands[] = {
     {"serve", "run the daemon (JSON-RPC on a Unix socket or stdio)", usage_serve, cmd_serve},
     {"status", "show whether the daemon runs, and what it is doing", usage_status, cmd_status},
     {"stop", "stop the running daemon", usage_stop, cmd_stop},
+static const char usage_tool[] =
+    "usage: qcoder tool NAME ['{json}' | -] [--workspace DIR] [--json] [--sandbox require|prefer|off]\n"
+    "       qcoder tool --list [--json]\n"
+    "\n"
+    "Run one of the agent's tools by hand, with the same validation, confinement and sandbox\n"
+    "the agent gets. The arguments are a JSON object ('-' reads it from stdin). The workspace\n"
+    "defaults to the current directory; --sandbox defaults to prefer (run unsandboxed with a\n"
+    "warning when bubblewrap is unavailable).\n"
+    "\n"
+    "  --json   print {\"ok\": true|false, \"output\": \"...\", \"error\": \"...\", \"data\": {...}}\n"
+    "  --list   print the tools with their descriptions and JSON schemas\n"
+    "\n"
+    "Exit status: 0 the tool succeeded, 1 it returned an error, 2 usage error.\n"
+    "\n"
+    "Examples:\n"
+    "  qcoder tool read_file '{\"path\": \"src/main.c\", \"offset\": 40, \"limit\": 20}'\n"
+    "  qcoder tool grep '{\"pattern\": \"TODO\", \"glob\": \"*.c\"}' --workspace ~/src/proj\n"
+    "  qcoder tool run_command '{\"command\": \"make -j2\", \"timeout_s\": 600}' --json\n";
+
+const qc_command qc_commands[] = {
+    {"help", "show help for qcoder or one command", usage_help, cmd_help},
+    {"tool", "run one agent tool by hand, or list them", usage_tool, cmd_tool},
     {"version", "print version information", usage_version, cmd_version},
     {"model-info", "describe a GGUF model file", usage_model_info, cmd_model_info},
     {"generate", "generate text with a local model", usage_generate, cmd_generate},

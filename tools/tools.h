@@ -17,6 +17,28 @@
  *    sandbox described at tool_sandbox_policy.
  *  - Outputs are capped; a cut is marked in the text.
  *
+ * The sandbox (bubblewrap, when it works here; probed once per process):
+ *  Promises: the workspace is the only writable place besides a private /tmp (and, for
+ *  run_tests, a private results directory); the rest of the filesystem is read-only;
+ *  .git/hooks, .git/config (also of the resolved gitdir) and core.hooksPath are
+ *  read-only; there is no network at all — a new network namespace with only loopback,
+ *  so no DNS, no outside hosts and no services on the host's 127.0.0.1; qcoder's runtime
+ *  and state directories (the daemon socket), $XDG_RUNTIME_DIR, /run (docker, D-Bus
+ *  sockets; only its socket directories where PATH uses /run) and the usual credential
+ *  stores (~/.ssh, ~/.gnupg, ~/.aws, ~/.docker, ~/.config/gh, ~/.kube, ~/.netrc,
+ *  ~/.git-credentials, ~/.pgpass) are hidden; the
+ *  environment is an allowlist with no credentials; all capabilities are dropped; new
+ *  PID, IPC and UTS namespaces; every process of the command dies when it ends, times
+ *  out or is cancelled (PID namespace, --die-with-parent).
+ *  Does not: limit CPU time, memory, disk use or the number of processes inside the
+ *  workspace; hide other readable files (source trees, /etc, the user's home apart from
+ *  the stores above); filter system calls (no seccomp filter); stop a command from
+ *  changing or deleting anything in the workspace (checkpoints are the remedy).
+ *  Without bubblewrap: TOOL_SANDBOX_REQUIRE refuses commands (TOOL_ESANDBOX);
+ *  TOOL_SANDBOX_PREFER runs them with the same environment allowlist, process group and
+ *  timeout, and a warning in the result; a process that calls setsid() then escapes the
+ *  group kill.
+ *
  * Depends on common/ and system libraries only (libgit2, tree-sitter, PCRE2); nothing
  * here knows about the engine, the agent or sockets.
  *
@@ -94,7 +116,7 @@ typedef struct tool_exec_result {
   int truncated;
 } tool_exec_result;
 
-/* Optional redirection of file I/O and commands to an editor (ACP fs/* and terminal/*):
+/* Optional redirection of file I/O and commands to an editor (ACP fs/... and terminal/... methods):
  * the editor sees its unsaved buffers and keeps its own undo. Any hook may be NULL.
  * Hooks are called on the tool's thread and may block until the editor answers; they
  * return 0 on success, else nonzero with *err set (malloc'd). */
@@ -112,6 +134,11 @@ typedef struct tool_ws_opts {
   const char *runtime_dir;   /* hidden from sandboxed commands; default qc_runtime_dir() */
   const char *test_command;  /* overrides .qcoder/config.json and detection (fix-tests) */
   const tool_io *io;         /* NULL: everything local */
+  /* edit_file and write_file over an existing file normally require that the agent read
+   * (or wrote) the file in this workspace first, and refuse when it changed on disk since.
+   * Nonzero: a file never read may be edited (the staleness check still applies to files
+   * that were read). For one-shot use such as `qcoder tool`, where nothing was read. */
+  int edit_without_read;
 } tool_ws_opts;
 
 typedef struct tool_ws tool_ws;
@@ -196,5 +223,43 @@ int tool_call(tool_ws *ws, const char *name, const json_t *args, const tool_call
 /* Accessors for handlers. */
 tool_ws *tool_ctx_ws(tool_call_ctx *ctx);
 int tool_ctx_cancelled(const tool_call_ctx *ctx);
+
+/* ---- test runs (run_tests; `qcoder fix-tests`) ----------------------------------- */
+
+typedef struct tool_tests_opts {
+  /* The test command (/bin/sh -c, in the workspace root, in the sandbox). NULL: the
+   * workspace's test_command, else "test_command" of .qcoder/config.json, else detected
+   * from the project files. `{filter}` in it becomes the shell-quoted filter ('' when
+   * none) and `{junit}` a path where the runner may write JUnit XML. */
+  const char *command;
+  const char *filter;    /* NULL: all tests; passed to the runner, else applied to results */
+  int timeout_s;         /* 0: 600 (or "test_timeout_s" of .qcoder/config.json) */
+  atomic_int *cancel;    /* may be NULL */
+  void (*on_output)(void *user, const char *chunk, size_t len);  /* raw output; may be NULL */
+  void *user;
+} tool_tests_opts;
+
+/* Run the tests and read per-test results. On TOOL_OK (the command ran, whatever the
+ * outcome) *results is a new reference:
+ *   {"summary": {"runner", "command", "format", "total", "passed", "failed", "skipped",
+ *                "errors", "exit_code", "signal", "timed_out", "sandboxed", "filter",
+ *                "filtered_by", "output" (capped head+tail), "warning"?},
+ *    "tests": [{"name", "status": "passed"|"failed"|"skipped"|"error", "suite"?,
+ *               "file"?, "duration_s"?, "output"? (capped)}]}
+ * `name` is what the runner calls the test (a pytest node id, a go test name with its
+ * package in `suite`, a cargo test path, a ctest name), stable across runs. Otherwise
+ * TOOL_ENOENT (no test command), TOOL_ESANDBOX, TOOL_ECANCELLED, … with *errmsg. */
+int tool_tests_run(tool_ws *ws, const tool_tests_opts *opts, json_t **results, char **errmsg);
+
+/* Per-test results from captured output: format is "junit", "ctest", "pytest", "go"
+ * (go test -json), "cargo", "node" (node --test spec reporter) or "tap" (also node's TAP),
+ * or NULL to try them all and keep the one that finds most tests. Returns the "tests"
+ * array above (new reference, empty when nothing was recognised); *detected (may be
+ * NULL) receives the format used or NULL. Never fails on malformed input. */
+json_t *tool_tests_parse(const char *format, const char *text, size_t len, const char **detected);
+
+/* The test command detected from the project's files (malloc'd), with *runner set to
+ * "ctest", "make", "go", "cargo", "pytest" or "npm"; NULL when none. */
+char *tool_tests_detect(tool_ws *ws, const char **runner);
 
 #endif /* QC_TOOLS_H */
