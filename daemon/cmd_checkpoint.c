@@ -15,6 +15,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char cmd_checkpoint_usage[] =
+    "usage: qcoder checkpoint create [-m MESSAGE] [--workspace DIR] [--json]\n"
+    "       qcoder checkpoint list [--workspace DIR] [--json]\n"
+    "       qcoder checkpoint diff [ID] [--workspace DIR] [--json]\n"
+    "       qcoder checkpoint restore [ID] [--workspace DIR] [--json]\n"
+    "       qcoder checkpoint prune [--keep N] [--days D] [--workspace DIR] [--json]\n"
+    "\n"
+    "Snapshots of the workspace's files (tracked, and untracked but not ignored; modes and\n"
+    "symlinks included), stored as commits under refs/qcoder/checkpoints/ without touching\n"
+    "HEAD, the index or any file. A directory that is not a git repository gets a private\n"
+    "repository under qcoder's state directory instead. ID is the id that create and list\n"
+    "print, a unique prefix of it, or 'latest' (the default).\n"
+    "\n"
+    "  create   take a checkpoint and print its id\n"
+    "  list     list checkpoints, newest first\n"
+    "  diff     show a patch from the checkpoint to the files as they are now\n"
+    "  restore  make the files equal to the checkpoint again: files created since are\n"
+    "           removed, changed and deleted ones come back with their modes; ignored\n"
+    "           files and .git are never touched. The current state is saved as a new\n"
+    "           checkpoint first, so a restore can be undone.\n"
+    "  prune    forget checkpoints older than D days (default 30) beyond the newest N\n"
+    "           (default 100); git gc then reclaims their space.\n";
+
 static void print_json(json_t *j) {
   char *s = json_dumps(j, JSON_INDENT(2));
   if (s) puts(s);

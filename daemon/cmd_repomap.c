@@ -12,7 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REPOMAP_MAX_FOCUS 64
+#define REPOMAP_MAX_FOCUS 64 /* --focus files: a conversation holds a handful */
+
+const char cmd_repomap_usage[] =
+    "usage: qcoder repomap [--workspace DIR] [--budget N] [--focus FILE...] [--stats]\n"
+    "\n"
+    "Print the repo map of a workspace (default: the current directory): its definitions\n"
+    "ranked by how much the rest of the code refers to them (PageRank over the file\n"
+    "reference graph, as Aider does), as file paths followed by signature lines, within a\n"
+    "budget of N tokens (default 1024, counted as bytes/4). --focus ranks toward the given\n"
+    "files (paths relative to the workspace) and leaves them out of the map, as for files\n"
+    "already in a conversation. --stats prints counts and timings to stderr.\n";
 
 int cmd_repomap(int argc, char **argv) {
   const char *ws = ".";

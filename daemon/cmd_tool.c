@@ -17,6 +17,25 @@
 #include <string.h>
 #include <unistd.h>
 
+const char cmd_tool_usage[] =
+    "usage: qcoder tool NAME ['{json}' | -] [--workspace DIR] [--json] [--sandbox require|prefer|off]\n"
+    "       qcoder tool --list [--json]\n"
+    "\n"
+    "Run one of the agent's tools by hand, with the same validation, confinement and sandbox\n"
+    "the agent gets. The arguments are a JSON object ('-' reads it from stdin). The workspace\n"
+    "defaults to the current directory; --sandbox defaults to prefer (run unsandboxed with a\n"
+    "warning when bubblewrap is unavailable).\n"
+    "\n"
+    "  --json   print {\"ok\": true|false, \"output\": \"...\", \"error\": \"...\", \"data\": {...}}\n"
+    "  --list   print the tools with their descriptions and JSON schemas\n"
+    "\n"
+    "Exit status: 0 the tool succeeded, 1 it returned an error, 2 usage error.\n"
+    "\n"
+    "Examples:\n"
+    "  qcoder tool read_file '{\"path\": \"src/main.c\", \"offset\": 40, \"limit\": 20}'\n"
+    "  qcoder tool grep '{\"pattern\": \"TODO\", \"glob\": \"*.c\"}' --workspace ~/src/proj\n"
+    "  qcoder tool run_command '{\"command\": \"make -j2\", \"timeout_s\": 600}' --json\n";
+
 static atomic_int cmd_tool_cancel;
 
 static void cmd_tool_on_sigint(int sig) {

@@ -23,6 +23,19 @@ extern const qc_command qc_commands[];
 /* Print "qcoder NAME: message" to stderr and return 2 (usage error). */
 int qc_cmd_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+extern const char cmd_version_usage[];
+extern const char cmd_serve_usage[];
+extern const char cmd_status_usage[];
+extern const char cmd_stop_usage[];
+extern const char cmd_model_info_usage[];
+extern const char cmd_generate_usage[];
+extern const char cmd_logits_usage[];
+extern const char cmd_mkmodel_usage[];
+extern const char cmd_tokenize_usage[];
+extern const char cmd_tool_usage[];
+extern const char cmd_repomap_usage[];
+extern const char cmd_checkpoint_usage[];
+
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
