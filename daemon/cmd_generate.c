@@ -14,6 +14,19 @@
 #include "daemon/cmd_engine_util.h"
 #include "engine/engine.h"
 
+const char cmd_generate_usage[] =
+    "usage: qcoder generate --model FILE (--prompt TEXT | --chat TEXT | --tokens 1,2,3)\n"
+    "                       [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
+    "                       [--repeat-penalty R] [--repeat-last-n N] [--seed S]\n"
+    "                       [--stop STR]... [--ignore-eos] [--ctx N] [-t THREADS]\n"
+    "                       [--kernels scalar] [-q]\n"
+    "\n"
+    "Stream a continuation to stdout. --chat wraps TEXT as a ChatML user turn followed by\n"
+    "the assistant header. Defaults are Qwen3-Coder's generation config (temperature 0.7,\n"
+    "top-k 20, top-p 0.8, repetition penalty 1.05); --temp 0 is greedy (ties to the lowest\n"
+    "id). -n -1 generates until an end-of-generation token or the context is full (default\n"
+    "256). A summary with timings goes to stderr unless -q.\n";
+
 #define GENERATE_MAX_STOP 16
 #define GENERATE_MAX_TOKENS_ARG 1048576
 

@@ -12,6 +12,13 @@
 #include "daemon/cmd_engine_util.h"
 #include "engine/engine.h"
 
+const char cmd_logits_usage[] =
+    "usage: qcoder logits --model FILE --tokens 1,2,3 [--top K] [--json] [-t THREADS]\n"
+    "\n"
+    "Run the token ids through the model and print, for every position, the K largest\n"
+    "logits (default 10), best first. --json prints {\"positions\": [{\"top\": [[id, logit],\n"
+    "...]}, ...]}.\n";
+
 #define LOGITS_MAX_TOKENS 65536
 
 typedef struct pair {

@@ -8,6 +8,18 @@
 #include "daemon/cmd_engine_util.h"
 #include "engine/engine.h"
 
+const char cmd_mkmodel_usage[] =
+    "usage: qcoder mkmodel --preset tiny|30b-a3b [--arch qwen3moe|qwen3] [--layers N]\n"
+    "                      [--type f32|f16|bf16|q8_0|q4_0|q4_k|q5_k|q6_k|q4_k_m] [--seed S]\n"
+    "                      [--vocab-from GGUF] [--n-vocab N] -o OUT.gguf\n"
+    "\n"
+    "Write a GGUF model with seeded random weights at a preset's shapes: tiny, or the\n"
+    "Qwen3-Coder-30B-A3B layer shapes (n_embd 2048, 32/4 heads of 128, 128 experts with 8\n"
+    "used, expert ffn 768, rope base 1e7) with any layer count. The tokenizer is copied\n"
+    "from --vocab-from (else a byte-level toy vocabulary). q4_k_m follows llama.cpp's\n"
+    "Q4_K_M mix. Tensors are streamed to disk; the file appears under its name only when\n"
+    "complete.\n";
+
 int cmd_mkmodel(int argc, char **argv) {
   eng_mkmodel_opts o = {0};
   for (int i = 1; i < argc; i++) {

@@ -13,6 +13,14 @@
 
 #include "engine/engine.h"
 
+const char cmd_model_info_usage[] =
+    "usage: qcoder model-info FILE [--json]\n"
+    "\n"
+    "Describe a GGUF model file: architecture and hyper-parameters, tensors by type (counts\n"
+    "and bytes), file sizes and split parts, and the tokenizer (vocabulary size, merges,\n"
+    "special ids, chat template). --json prints the same as one JSON object, plus every\n"
+    "metadata key.\n";
+
 static void human(uint64_t b, char *buf, size_t n) {
   if (b >= (1ull << 30)) snprintf(buf, n, "%.2f GiB", (double)b / (1ull << 30));
   else if (b >= (1ull << 20)) snprintf(buf, n, "%.2f MiB", (double)b / (1ull << 20));

@@ -12,6 +12,14 @@
 #include "agent/agent.h"
 #include "daemon/commands.h"
 
+const char cmd_render_usage[] =
+    "usage: qcoder render CONVERSATION.json | -\n"
+    "\n"
+    "Print the prompt Qwen3-Coder sees for a conversation, exactly (no newline added).\n"
+    "The input is {\"messages\": [...], \"tools\": [...], \"add_generation_prompt\": true|false}\n"
+    "with OpenAI-style messages (assistant tool_calls, role \"tool\" results) and tools;\n"
+    "'-' reads it from stdin. Exit status 1 when the file cannot be read or is malformed.\n";
+
 int cmd_render(int argc, char **argv) {
   if (argc != 2) return qc_cmd_usage_error("render", "expected one file (or - for stdin)");
   const char *path = argv[1];

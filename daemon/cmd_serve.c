@@ -19,6 +19,29 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+const char cmd_serve_usage[] =
+    "usage: qcoder serve [--socket PATH | --stdio] [--idle-timeout SECONDS]\n"
+    "                    [--log-level LEVEL] [--log-file PATH] [--max-write-queue BYTES]\n"
+    "\n"
+    "Run the qcoder daemon: JSON-RPC 2.0 (Agent Client Protocol methods and _qcoder/*) on a\n"
+    "Unix socket, or on stdin/stdout with --stdio. Each connection may use newline-delimited\n"
+    "JSON (ACP) or Content-Length framing (LSP); the first bytes decide.\n"
+    "\n"
+    "  --socket PATH          socket to listen on (default $XDG_RUNTIME_DIR/qcoder/qcoder.sock,\n"
+    "                         else /tmp/qcoder-$UID/qcoder.sock; $QCODER_RUNTIME_DIR overrides\n"
+    "                         the directory). One daemon per socket: a second one exits 1.\n"
+    "  --stdio                serve stdin/stdout as one connection (stdout: protocol only;\n"
+    "                         logs go to stderr unless --log-file); exit when stdin closes\n"
+    "  --idle-timeout SECONDS exit after this long with no connection (default 0 = never;\n"
+    "                         daemons started automatically by clients use 1800)\n"
+    "  --log-level LEVEL      error, warn, info (default), debug or trace\n"
+    "  --log-file PATH        log here (default: daemon.log in the state directory,\n"
+    "                         $XDG_STATE_HOME/qcoder or ~/.local/state/qcoder)\n"
+    "  --max-write-queue BYTES  drop a client that leaves this much unread (default 65 MiB)\n"
+    "\n"
+    "SIGINT/SIGTERM shut down gracefully: open requests are cancelled and answered,\n"
+    "connections flushed, socket and lock file removed, exit status 0.\n";
+
 /* ---- the first methods ------------------------------------------------------------- */
 
 /* ACP protocol version this daemon speaks. */

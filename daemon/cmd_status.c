@@ -11,6 +11,18 @@
 #include <string.h>
 #include <unistd.h>
 
+const char cmd_stop_usage[] =
+    "usage: qcoder stop [--socket PATH]\n"
+    "\n"
+    "Ask the running daemon to shut down gracefully and wait until its socket is gone.\n"
+    "Exit status 3 when no daemon answers on the socket.\n";
+
+const char cmd_status_usage[] =
+    "usage: qcoder status [--socket PATH] [--json]\n"
+    "\n"
+    "Show the running daemon: pid, version, uptime, connections, model. Exit status 3\n"
+    "when no daemon answers on the socket. Never starts a daemon.\n";
+
 static int parse_common(const char *cmd, int argc, char **argv, const char **socket_opt, int *json, int allow_json) {
   for (int i = 1; i < argc; i++) {
     if (allow_json && strcmp(argv[i], "--json") == 0) {

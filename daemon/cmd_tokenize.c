@@ -15,6 +15,22 @@
 #include "common/common.h"
 #include "engine/engine.h"
 
+const char cmd_tokenize_usage[] =
+    "usage: qcoder tokenize --model FILE [--json] [--no-special] [--count] [TEXT | -]\n"
+    "\n"
+    "Print the token ids of TEXT (or of stdin, with '-' or no TEXT) as the model's own\n"
+    "tokenizer gives them. Only the vocabulary is loaded.\n"
+    "\n"
+    "  -m, --model FILE  a GGUF model (the first part of a split model)\n"
+    "  --json            print {\"ids\": [...]} (with --count: {\"count\": N})\n"
+    "  --no-special      treat control tokens written in the text (<|im_start|>, ...) as\n"
+    "                    plain text; <tool_call>, <think> and the other user-defined tokens\n"
+    "                    are still recognised, as llama.cpp does\n"
+    "  --count           print only the number of tokens\n"
+    "\n"
+    "Stdin is read byte for byte (a final newline is part of the text). The text must be\n"
+    "valid UTF-8. Exit status: 0 success, 1 the model or text was refused, 2 usage.\n";
+
 /* Text read from stdin; the tokenizer itself takes up to 1 GiB, more than any prompt. */
 #define TOKENIZE_MAX_STDIN (256u << 20)
 

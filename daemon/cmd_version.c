@@ -9,6 +9,11 @@
 #include <string.h>
 #include <uv.h>
 
+const char cmd_version_usage[] =
+    "usage: qcoder version [--json]\n"
+    "\n"
+    "Print qcoder's version and the versions of the libraries it was built with.\n";
+
 int cmd_version(int argc, char **argv) {
   int json = argc > 1 && strcmp(argv[1], "--json") == 0;
   if (argc > 1 && !json) return qc_cmd_usage_error("version", "unknown option '%s'", argv[1]);

@@ -23,9 +23,22 @@ extern const qc_command qc_commands[];
 /* Print "qcoder NAME: message" to stderr and return 2 (usage error). */
 int qc_cmd_usage_error(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+extern const char cmd_version_usage[];
+extern const char cmd_serve_usage[];
+extern const char cmd_status_usage[];
+extern const char cmd_stop_usage[];
+extern const char cmd_model_info_usage[];
+extern const char cmd_generate_usage[];
+extern const char cmd_logits_usage[];
+extern const char cmd_mkmodel_usage[];
+extern const char cmd_tokenize_usage[];
+extern const char cmd_tool_usage[];
+extern const char cmd_repomap_usage[];
+extern const char cmd_checkpoint_usage[];
+extern const char cmd_render_usage[];
+
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
-int cmd_render(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
@@ -34,5 +47,9 @@ int cmd_generate(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_tool(int argc, char **argv);
+int cmd_repomap(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
+int cmd_render(int argc, char **argv);
 
 #endif

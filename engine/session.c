@@ -248,9 +248,11 @@ int eng_generate(eng_session *s, const int32_t *prompt, size_t n_prompt, const e
     stats->n_generated++;
     const char *text;
     size_t len;
-    if ((rc = eng_detok_push(dt, id, &text, &len))) {
-      rc = eng__err(err, rc, "cannot decode token %d", id);
-      break;
+    if (eng_detok_push(dt, id, &text, &len) != 0) {
+      /* an id the vocabulary has no text for (embedding rows beyond the token list):
+       * it is generated and evaluated, it just shows nothing */
+      text = "";
+      len = 0;
     }
     if ((rc = stream_push(&st, id, text, len))) break;
     if (st.stopped) {

@@ -435,4 +435,58 @@ TEST(split_model_is_one_model) {
   ASSERT_CONTAINS(err.msg, "-00001-of-00003.gguf");
 }
 
+/* Random corruption of a valid file: every mutant either opens (and then every accessor
+ * stays in bounds: ASan checks) or fails with a message. Deterministic. */
+TEST(random_mutations_never_crash) {
+  sample s;
+  write_sample(&s, "mut.gguf", 0);
+  unsigned char *b = malloc(s.len);
+  uint64_t x = 0x1234567;
+  int opened = 0, failed = 0;
+  for (int it = 0; it < 1500; it++) {
+    memcpy(b, s.bytes, s.len);
+    int nmut = 1 + (int)(x % 4);
+    for (int k = 0; k < nmut; k++) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      size_t at = (size_t)((x >> 33) % s.data_start);   /* header region */
+      b[at] = (unsigned char)(x >> 13);
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/mutant.gguf", tmpdir());
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, s.len, f);
+    fclose(f);
+    eng__gguf *g;
+    eng_error err = {0};
+    if (eng__gguf_open(path, &g, &err) == 0) {
+      opened++;
+      char buf[128];
+      for (size_t i = 0; i < eng__gguf_n_kv(g); i++) {
+        eng__gguf_kv_format(g, i, buf, sizeof buf);
+        eng__gguf_arr a;
+        if (eng__gguf_get_arr(g, eng__gguf_kv_key(g, i), &a, NULL) == 1) {
+          for (uint64_t j = 0; j < a.count && j < 64; j++) {
+            size_t l;
+            if (a.type == ENG__GGUF_STRING) eng__gguf_arr_str(&a, j, &l);
+            else eng__gguf_arr_f64(&a, j);
+          }
+        }
+      }
+      volatile unsigned sum = 0;
+      for (size_t i = 0; i < eng__gguf_n_tensors(g); i++) {
+        const eng__gguf_tensor *t = eng__gguf_tensor_at(g, i);
+        const unsigned char *d = t->data;
+        sum += d[0] + d[t->nbytes - 1];
+      }
+      eng__gguf_close(g);
+    } else {
+      failed++;
+      ASSERT_MSG(err.msg[0] != 0, "a failure without a message");
+    }
+  }
+  ASSERT(opened > 0 && failed > 0);
+  free(b);
+  free(s.bytes);
+}
+
 QC_TEST_MAIN

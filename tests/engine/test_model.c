@@ -155,6 +155,58 @@ TEST(yarn_keys_are_honoured) {
   free(src);
 }
 
+/* Corrupt the header of a small model at random: opening either fails with a message
+ * or yields a model that evaluates without touching memory it should not (ASan). */
+TEST(random_header_corruption_of_a_model) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/fuzzbase.gguf", tdir());
+  eng_mkmodel_opts o = {.preset = "tiny", .n_layer = 1, .n_vocab = 300, .type = "q8_0", .seed = 5, .out = path};
+  eng_error err = {0};
+  ASSERT_MSG(eng_mkmodel(&o, &err) == 0, "%s", err.msg);
+  size_t len;
+  unsigned char *base = (unsigned char *)qct_read_file(path, &len);
+  /* mutate only the tensor-info part of the header (after the vocabulary), where shapes,
+   * types and offsets live */
+  const char *needle = "token_embd.weight";
+  size_t tinfo = 0;
+  for (size_t i = 0; i + strlen(needle) < len; i++)
+    if (memcmp(base + i, needle, strlen(needle)) == 0) { tinfo = i - 8; break; }
+  ASSERT(tinfo > 0);
+  size_t span = 1600;
+  uint64_t x = 99;
+  unsigned char *b = malloc(len);
+  char mpath[600];
+  snprintf(mpath, sizeof mpath, "%s/fuzz.gguf", tdir());
+  int opened = 0;
+  for (int it = 0; it < 150; it++) {
+    memcpy(b, base, len);
+    for (int k = 0; k < 2; k++) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      b[tinfo + (size_t)((x >> 33) % span)] = (unsigned char)(x >> 17);
+    }
+    FILE *f = fopen(mpath, "wb");
+    fwrite(b, 1, len, f);
+    fclose(f);
+    eng_model *m;
+    eng_model_opts mo = {.n_threads = 1};
+    if (eng_model_open(mpath, &mo, &m, &err) == 0) {
+      opened++;
+      eng_session *s;
+      ASSERT_EQ_INT(eng_session_new(m, &(eng_session_opts){.n_ctx = 8}, &s, &err), 0);
+      int32_t ids[2] = {1, 2};
+      ASSERT_EQ_INT(eng_session_eval(s, ids, 2, NULL, &err), 0);
+      eng_session_free(s);
+      eng_model_close(m);
+    } else {
+      ASSERT(err.msg[0]);
+    }
+  }
+  fprintf(stderr, "  %d of 150 mutants opened and ran\n", opened);
+  ASSERT(opened > 0);
+  free(b);
+  free(base);
+}
+
 TEST(vocab_only_model) {
   char *p = qct_data_path("oracle/models/vocab-qwen3.gguf");
   eng_model *m;

@@ -16,7 +16,9 @@
 
 #include <jansson.h>
 
+#include "engine/gguf.h"
 #include "engine/model.h"
+#include "engine/quant.h"
 
 typedef enum { K_F32, K_F16, K_BF16, K_QUANT } kind_t;
 
@@ -94,10 +96,21 @@ static void check_row(stats *st, kind_t kind, const float *ours, json_t *top, ui
   double tol = kind == K_F32 ? 1e-4 : kind == K_F16 ? 0.01 : kind == K_BF16 ? 0.05 : 0.1;
   if (d <= tol) st->rows_within++;
   st->top1_all += argmax(ours, V) == o1;
-  if (kind == K_F32 || kind == K_F16 || kind == K_BF16)
+  if (kind == K_F32 || kind == K_F16 || kind == K_BF16) {
     ASSERT_MSG(d <= tol, "%s: max |Δ| %.6g > %g", where, d, tol);
-  else
+    /* the top-32 set: no id outside the oracle's list may rise above its 32nd logit */
+    size_t nt = json_array_size(top);
+    double last = json_number_value(json_array_get(json_array_get(top, nt - 1), 1));
+    for (uint32_t v = 0; v < V; v++) {
+      if (!(ours[v] > last + tol)) continue;
+      int listed = 0;
+      for (size_t i = 0; i < nt && !listed; i++) listed = json_integer_value(json_array_get(json_array_get(top, i), 0)) == v;
+      ASSERT_MSG(listed, "%s: id %u (logit %.6g) is above the oracle's 32nd logit %.6g but not in its top 32", where, v,
+                 (double)ours[v], last);
+    }
+  } else {
     ASSERT_MSG(d <= 1.5, "%s: max |Δ| %.6g > 1.5", where, d);
+  }
   if (margin > 0.25) {
     st->rows_top1_checked++;
     int32_t mine = argmax(ours, V);
@@ -247,6 +260,39 @@ static void run(const char *name, kind_t kind, int core) {
   run_model(pj, pg, kind, &st);
   free(pj);
   free(pg);
+}
+
+/* The oracle's Q8_0/F16/BF16 files were made by llama-quantize from the F32 file: our
+ * reference quantisers must reproduce them byte for byte. */
+TEST(quantisers_reproduce_llama_quantize) {
+  static const char *const files[] = {"tiny-qwen3moe-q8_0", "tiny-qwen3moe-f16", "tiny-qwen3moe-bf16"};
+  char *pf = qct_data_path("oracle/models/tiny-qwen3moe-f32.gguf");
+  eng__gguf *gf;
+  eng_error err = {0};
+  ASSERT_MSG(eng__gguf_open(pf, &gf, &err) == 0, "%s", err.msg);
+  for (size_t i = 0; i < 3; i++) {
+    char rel[128];
+    snprintf(rel, sizeof rel, "oracle/models/%s.gguf", files[i]);
+    char *pq = qct_data_path(rel);
+    eng__gguf *gq;
+    ASSERT_MSG(eng__gguf_open(pq, &gq, &err) == 0, "%s", err.msg);
+    size_t compared = 0;
+    for (size_t t = 0; t < eng__gguf_n_tensors(gq); t++) {
+      const eng__gguf_tensor *tq = eng__gguf_tensor_at(gq, t), *tf = eng__gguf_find_tensor(gf, tq->name);
+      ASSERT(tf && tf->n_elems == tq->n_elems);
+      if (tq->type == 0) continue;
+      uint8_t *buf = malloc(tq->nbytes);
+      eng__kernels_scalar.t[tq->type].quantize_row(tf->data, buf, (int64_t)tf->n_elems);
+      ASSERT_MSG(memcmp(buf, tq->data, tq->nbytes) == 0, "%s: %s differs from llama-quantize's", files[i], tq->name);
+      free(buf);
+      compared++;
+    }
+    ASSERT_EQ_INT(compared, 30);
+    eng__gguf_close(gq);
+    free(pq);
+  }
+  eng__gguf_close(gf);
+  free(pf);
 }
 
 TEST(tiny_qwen3moe_f32) { run("tiny-qwen3moe-f32", K_F32, 1); }
