@@ -321,9 +321,10 @@ typedef struct agent_tool_call_info {
 /* Called on the agent_run thread; may block until the user answers. */
 typedef agent_permission (*agent_permission_cb)(void *user, const agent_tool_call_info *call);
 
-/* Called before each mutating tool runs (a checkpoint of the working tree). Return 0 and
- * a malloc'd id in *checkpoint_id (stored with the call), or nonzero with *err (malloc'd):
- * the failure is logged and the tool still runs. */
+/* Checkpoints of the working tree: one before the first tool of a run that may change
+ * files (edits and commands), tool_call_id NULL; then one after each such tool, with its
+ * id. Return 0 and a malloc'd id in *checkpoint_id (stored with the session), or nonzero
+ * with *err (malloc'd): the failure is logged and the run goes on. */
 typedef int (*agent_checkpoint_cb)(void *user, const char *workspace_root, const char *session_id,
                                    const char *tool_call_id, char **checkpoint_id, char **err);
 
@@ -351,9 +352,8 @@ typedef struct agent_session_opts {
                                     better with fewer) */
   agent_event_cb on_event;
   agent_permission_cb request_permission;  /* NULL in ask mode = every request rejected */
-  agent_checkpoint_cb checkpoint;          /* NULL = the tools' own checkpoint (a snapshot
-                                              of the working tree under refs/qcoder/) when
-                                              the tools provide one */
+  agent_checkpoint_cb checkpoint;          /* NULL = the tools' own (tool_checkpoint_create:
+                                              a commit under refs/qcoder/checkpoints/) */
   int no_checkpoints;            /* take none at all */
   int no_repo_map;               /* leave the repo map out of the system prompt */
   void *user;                    /* passed to the three callbacks */

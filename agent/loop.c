@@ -212,17 +212,14 @@ static int session_setup(agent_session *s, char **errmsg) {
   return rc;
 }
 
-#ifdef QCODER_HAVE_TOOL_REPOMAP
 static size_t count_for_map(void *user, const char *text, size_t len) {
   agent_session *s = user;
   long n = s->backend->ops->count_tokens(s->backend, text, len);
   return n > 0 ? (size_t)n : 0;
 }
-#endif
 
 /* The repo map for the system prompt, or NULL (none available, or it failed: logged). */
 static char *repo_map(agent_session *s) {
-#ifdef QCODER_HAVE_TOOL_REPOMAP
   tool_repomap *m = NULL;
   char *err = NULL;
   if (tool_repomap_create(s->cwd, &m, &err) != TOOL_OK) {
@@ -233,10 +230,6 @@ static char *repo_map(agent_session *s) {
   char *text = tool_repomap_render(m, NULL, 0, AGENT__REPOMAP_TOKENS, count_for_map, s);
   tool_repomap_free(m);
   return text;
-#else
-  (void)s;
-  return NULL;
-#endif
 }
 
 int agent_session_new(const agent_session_opts *o, agent_session **out, char **errmsg) {
@@ -641,22 +634,27 @@ static char *bounded_text(const char *prefix, const char *text) {
   return qc_asprintf("%s%s", prefix ? prefix : "", t);
 }
 
-/* A checkpoint before a mutating step: the session's hook, else the tools' own. Returns 0
- * with *id, or nonzero with *err; 1 with neither when there is no way to take one. */
-static int checkpoint(agent_session *s, const agent__call *c, char **id, char **err) {
-  if (s->opts.checkpoint) return s->opts.checkpoint(s->opts.user, s->cwd, s->id, c->id, id, err);
-#ifdef QCODER_HAVE_TOOL_CHECKPOINT
-  char *msg = qc_asprintf("qcoder session %s: before %s (%s)", s->id, c->name, c->id);
-  int rc = tool_checkpoint_create(s->ws, msg ? msg : "qcoder checkpoint", id, err);
-  free(msg);
-  return rc == TOOL_OK ? 0 : 1;
-#else
-  (void)s;
-  (void)c;
-  (void)id;
-  (void)err;
-  return 1;
-#endif
+/* A checkpoint of the working tree: the session's hook, else the tools' own. `c` is NULL
+ * for the one taken before the run's first change. Failures are logged; the tool runs. */
+static void checkpoint(agent_session *s, const agent__call *c) {
+  char *id = NULL, *err = NULL;
+  int rc;
+  if (s->opts.checkpoint) {
+    rc = s->opts.checkpoint(s->opts.user, s->cwd, s->id, c ? c->id : NULL, &id, &err);
+  } else {
+    char *msg = c ? qc_asprintf("qcoder session %s: after %s (%s)", s->id, c->name, c->id)
+                  : qc_asprintf("qcoder session %s: before the changes of this prompt", s->id);
+    rc = tool_checkpoint_create(s->ws, msg ? msg : "qcoder checkpoint", &id, &err) == TOOL_OK ? 0 : 1;
+    free(msg);
+  }
+  if (rc == 0 && id) {
+    if (s->store) agent__store_checkpoint(s->store, s->id, id, c ? c->id : NULL);
+  } else {
+    qc_warn("session %s: checkpoint %s failed: %s", s->id, c ? "after a tool call" : "before changes",
+            err ? err : "?");
+  }
+  free(id);
+  free(err);
 }
 
 /* Run one call and append its result message. */
@@ -700,15 +698,10 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
       text = qc_asprintf("The user denied this action: %s was not run. Do not retry it as is; ask the user or try "
                          "another way.", c->name);
     } else {
-      if ((m.flags & TOOL_F_MUTATES) && !s->opts.no_checkpoints) {
-        char *ck = NULL, *err = NULL;
-        if (checkpoint(s, c, &ck, &err) == 0 && ck) {
-          if (s->store) agent__store_checkpoint(s->store, s->id, ck, c->id);
-        } else if (err) {
-          qc_warn("session %s: checkpoint before %s failed: %s", s->id, c->name, err);
-        }
-        free(ck);
-        free(err);
+      int changes = (m.flags & (TOOL_F_MUTATES | TOOL_F_EXEC)) && !s->opts.no_checkpoints;
+      if (changes && !s->checkpointed) { /* the state before this prompt changed anything */
+        checkpoint(s, NULL);
+        s->checkpointed = 1;
       }
       agent_event up = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .status = "in_progress"};
       agent__emit(s, &up);
@@ -724,6 +717,7 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
         tool_call(s->ws, c->name, c->args, &to, &res);
       }
       qc_buf_release(&lv.tail);
+      if (changes) checkpoint(s, c); /* and the state after each change */
       if (atomic_load(&s->cancel)) rs = RUN_CANCELLED;
       if (res.ok) {
         status = "completed";
@@ -850,7 +844,10 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res) {
   int expected = 0;
   pthread_mutex_lock(&s->mu);
   int ok = atomic_compare_exchange_strong(&s->running, &expected, 1);
-  if (ok) atomic_store(&s->cancel, 0);
+  if (ok) {
+    atomic_store(&s->cancel, 0);
+    s->checkpointed = 0;
+  }
   pthread_mutex_unlock(&s->mu);
   if (!ok) return AGENT_EBUSY;
 

@@ -45,6 +45,7 @@ struct agent_session {
   char *last_call_sig;              /* loop detection: the previous call and its result */
   char *last_result_sig;
   int repeat_count;
+  int checkpointed;                 /* this run took its "before the changes" checkpoint */
 };
 
 /* Append a message to the conversation and the store. */

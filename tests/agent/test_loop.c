@@ -4,6 +4,7 @@
  * command, context overflow (elision, then a summary), the session store (resume renders
  * the same prompt), session tools, the plan tool, budgets and errors. */
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -15,6 +16,13 @@
 /* ---- fixtures ------------------------------------------------------------------------ */
 
 static char *make_repo(void) {
+  /* checkpoints of non-repositories live in shadow repositories under the state directory:
+   * keep them out of the user's home */
+  static char *state;
+  if (!state) {
+    state = qct_tempdir("loop-state");
+    setenv("QCODER_STATE_DIR", state, 1);
+  }
   char *dir = qct_tempdir("loop");
   ASSERT(dir);
   char p[4096];
@@ -793,10 +801,7 @@ TEST(a_remote_server_drives_the_loop_both_ways) {
   free(repo);
 }
 
-TEST(checkpoints_before_edits_and_the_repo_map) {
-#if !defined(QCODER_HAVE_TOOL_CHECKPOINT) || !defined(QCODER_HAVE_TOOL_REPOMAP)
-  SKIP("the tools provide no checkpoints or repo map in this tree");
-#else
+TEST(checkpoints_around_changes_and_the_repo_map) {
   char *repo = make_repo();
   char p[4200];
   snprintf(p, sizeof p, "%s/lib.c", repo);
@@ -832,11 +837,25 @@ TEST(checkpoints_before_edits_and_the_repo_map) {
   ASSERT_EQ_INT(tool_ws_open(repo, &wo, &ws, &err), TOOL_OK);
   json_t *list = NULL;
   ASSERT_EQ_INT(tool_checkpoint_list(ws, &list, &err), TOOL_OK);
-  ASSERT_EQ_INT(json_array_size(list), 1);
+  ASSERT_EQ_INT(json_array_size(list), 2); /* before the prompt's changes, after the edit */
   char *patch = NULL;
-  ASSERT_EQ_INT(tool_checkpoint_diff(ws, "latest", &patch, NULL, &err), TOOL_OK);
+  const char *before = json_string_value(json_object_get(json_array_get(list, 1), "id"));
+  ASSERT_EQ_INT(tool_checkpoint_diff(ws, before, &patch, NULL, &err), TOOL_OK);
   ASSERT_CONTAINS(patch, "-  echo $(( $1 - $2 ))");
   free(patch);
+  ASSERT_EQ_INT(tool_checkpoint_diff(ws, "latest", &patch, NULL, &err), TOOL_OK);
+  ASSERT_MSG(!strstr(patch, "$1 - $2"), "the latest checkpoint holds the edit:\n%s", patch);
+  free(patch);
+  /* both are recorded with the session */
+  sqlite3 *db;
+  ASSERT_EQ_INT(sqlite3_open(dbp, &db), SQLITE_OK);
+  sqlite3_stmt *q;
+  sqlite3_prepare_v2(db, "SELECT count(*), count(tool_call_id) FROM checkpoints", -1, &q, NULL);
+  ASSERT_EQ_INT(sqlite3_step(q), SQLITE_ROW);
+  ASSERT_EQ_INT(sqlite3_column_int(q, 0), 2);
+  ASSERT_EQ_INT(sqlite3_column_int(q, 1), 1);
+  sqlite3_finalize(q);
+  sqlite3_close(db);
   json_decref(list);
   tool_ws_close(ws);
   agent_session_free(s);
@@ -846,7 +865,6 @@ TEST(checkpoints_before_edits_and_the_repo_map) {
   rec_release(&r);
   free(script);
   free(repo);
-#endif
 }
 
 QC_TEST_MAIN
