@@ -21,8 +21,9 @@
  *  - Open one agent_backend per model (agent_backend_open); it is shared by all sessions.
  *  - agent_session_new()/agent_session_resume() on any thread but the event loop's (a new
  *    session parses the repository for its repo map: about 2 s for qcoder's own tree in a
- *    debug build); agent_run() on a worker thread (it blocks for the whole turn). One agent_run per session at a time
- *    (a second concurrent call returns AGENT_EBUSY).
+ *    debug build). agent_run() on a worker thread: it blocks for the whole turn; one run
+ *    per session at a time (a second concurrent call returns AGENT_EBUSY). Free a session
+ *    only when no run is going (cancel, wait for agent_run to return, then free).
  *  - Events arrive on the worker thread, synchronously, during agent_run; the pointers in
  *    an agent_event are valid only during the callback — copy what you keep (for example
  *    agent_event_to_acp()) and hand it to your loop thread.
