@@ -48,7 +48,18 @@ int agent__session_append(agent_session *s, json_t *msg) {
   size_t n = json_array_size(s->msgs);
   if (grow_seqs(s, n + 1) || json_array_append_new(s->msgs, msg)) return AGENT_ENOMEM;
   s->seqs[n] = s->next_seq++;
-  if (s->store && agent__store_append(s->store, s->id, s->seqs[n], msg, 0) != AGENT_OK)
+  long tokens = 0;
+  if (s->store) { /* the message's own tokens, for people reading the store */
+    qc_buf t;
+    qc_buf_init(&t, 0);
+    agent__content_text(&t, json_object_get(msg, "content"));
+    char *calls = json_dumps(json_object_get(msg, "tool_calls"), JSON_COMPACT | JSON_ENCODE_ANY);
+    if (calls) qc_buf_puts(&t, calls);
+    free(calls);
+    tokens = s->backend->ops->count_tokens(s->backend, t.data, t.len);
+    qc_buf_release(&t);
+  }
+  if (s->store && agent__store_append(s->store, s->id, s->seqs[n], msg, tokens) != AGENT_OK)
     qc_warn("session %s: could not store message %lld", s->id, (long long)s->seqs[n]);
   return AGENT_OK;
 }

@@ -855,6 +855,10 @@ TEST(checkpoints_around_changes_and_the_repo_map) {
   ASSERT_EQ_INT(sqlite3_column_int(q, 0), 2);
   ASSERT_EQ_INT(sqlite3_column_int(q, 1), 1);
   sqlite3_finalize(q);
+  sqlite3_prepare_v2(db, "SELECT min(n_tokens) FROM messages WHERE role = 'tool'", -1, &q, NULL);
+  ASSERT_EQ_INT(sqlite3_step(q), SQLITE_ROW);
+  ASSERT(sqlite3_column_int(q, 0) > 0);
+  sqlite3_finalize(q);
   sqlite3_close(db);
   json_decref(list);
   tool_ws_close(ws);
