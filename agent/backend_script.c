@@ -10,13 +10,28 @@
  *
  * An entry may also be an object, for tests of the rarer endings:
  *   {"text": "...", "finish": "stop"|"length"|"context"|"error", "error": "message",
- *    "delay_ms": N}
+ *    "delay_ms": N, "raw": true}
  * Token counts are the documented estimate (agent__estimate_tokens).
+ *
+ * Raw completions (agent_backend_complete: inline completion's fill-in-the-middle) and
+ * agent turns can share one script: once any entry is marked "raw": true, raw
+ * completions take only the raw entries, in order, and agent turns only the others. A
+ * script without raw entries serves both from the same list, as before.
+ *
+ * TEST-DOUBLE FEATURE — the prompt log: when the environment variable
+ * QCODER_SCRIPT_PROMPT_LOG names a file, every prompt this backend is given is appended
+ * to it as one JSON line {"raw": bool, "prompt": "..."} (raw: a completion, else an agent
+ * turn), so a test can check exactly what the model would have seen (the FIM prompt of
+ * an inline completion, the rendered conversation of a turn). It exists for tests only;
+ * the real backends have no such log.
  */
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/backend.h"
 #include "agent/limits.h"
@@ -25,7 +40,34 @@
 typedef struct script {
   json_t *entries;
   char *path;
+  int has_raw;  /* some entries are for raw completions only */
 } script;
+
+/* The prompt log (see the top of the file). One line per write(2) on an O_APPEND file,
+ * under a lock, so lines from concurrent calls never interleave. */
+static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_prompt(const agent__gen_req *req) {
+  const char *path = getenv("QCODER_SCRIPT_PROMPT_LOG");
+  if (!path || !*path || !req->prompt) return;
+  json_t *j = json_pack("{s:b, s:s%}", "raw", req->raw != 0, "prompt", req->prompt, req->prompt_len);
+  char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  if (!line) return;
+  pthread_mutex_lock(&g_log_mu);
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    size_t n = strlen(line);
+    line[n] = '\n'; /* replaces the NUL: written with its length */
+    ssize_t w = write(fd, line, n + 1);
+    (void)w;
+    close(fd);
+  }
+  pthread_mutex_unlock(&g_log_mu);
+  free(line);
+}
+
+static int entry_is_raw(const json_t *e) { return json_is_object(e) && json_is_true(json_object_get(e, "raw")); }
 
 struct agent__bind {
   agent_backend *b;
@@ -59,12 +101,17 @@ static int s_generate(agent__bind *x, const agent__gen_req *req, agent__gen_res 
   memset(res, 0, sizeof *res);
   script *sc = x->b->impl;
   res->n_prompt = agent__estimate_tokens(req->prompt_len);
+  log_prompt(req);
   size_t n = json_array_size(sc->entries);
+  if (sc->has_raw) /* raw completions and turns each take their own entries */
+    while (x->cursor < n && entry_is_raw(json_array_get(sc->entries, x->cursor)) != (req->raw != 0)) x->cursor++;
   if (x->cursor >= n) {
     res->finish = AGENT__FIN_ERROR;
     res->code = AGENT_ESCRIPT;
-    res->error = qc_asprintf("the scripted test backend %s has no reply #%zu (it holds %zu): the script is "
-                             "exhausted", sc->path, x->cursor + 1, n);
+    res->error = sc->has_raw ? qc_asprintf("the scripted test backend %s has no %s reply left: the script is "
+                                           "exhausted", sc->path, req->raw ? "raw (\"raw\": true)" : "turn")
+                             : qc_asprintf("the scripted test backend %s has no reply #%zu (it holds %zu): the script "
+                                           "is exhausted", sc->path, x->cursor + 1, n);
     return res->code;
   }
   json_t *e = json_array_get(sc->entries, x->cursor++);
@@ -162,6 +209,7 @@ int agent__script_open(agent_backend *b, char **errmsg) {
     return AGENT_ENOMEM;
   }
   sc->entries = entries;
+  json_array_foreach(entries, i, e) sc->has_raw |= entry_is_raw(e);
   b->impl = sc;
   b->ops = &k_script_ops;
   return AGENT_OK;
