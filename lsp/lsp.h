@@ -79,6 +79,14 @@
  * block's worth; ghost text longer than a screen is not read. */
 #define LSP_INLINE_MAX_LINES 24
 #define LSP_INLINE_MAX_TOKENS 160
+/* `qcoder lsp` asks the repo map (tools/) which files rank near the one being completed.
+ * The map of a large repository takes seconds to build, so it is built once in the
+ * background; a completion waits at most this long for it (else goes without it), and
+ * re-scans for changed files at most this often. */
+#define LSP_REPOMAP_WAIT_MS 300
+#define LSP_REPOMAP_REFRESH_MS 15000
+/* Token budget of the map rendering whose file list ranks the neighbours. */
+#define LSP_REPOMAP_RANK_TOKENS 1024
 
 /* ---- errors ------------------------------------------------------------------------ */
 
