@@ -43,6 +43,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,7 @@ typedef struct waiter {
 } waiter;
 
 enum { D_NONE, D_CONNECTING, D_INITIALIZING, D_READY };
+enum { MAP_NONE, MAP_BUILDING, MAP_READY, MAP_FAILED };
 
 /* One executeCommand: one ACP session, one prompt. Reference-counted: every callback
  * that may still arrive holds a reference. */
@@ -153,6 +155,7 @@ struct qls {
   pthread_mutex_t map_mu;
   pthread_t map_thread;
   int map_started;
+  atomic_int map_state;    /* MAP_* */
   tool_repomap *map;
   uint64_t map_updated_ms;
 };
@@ -219,6 +222,7 @@ typedef struct connect_job {
   uv_work_t work;
   qls *ls;
   char *socket_path;
+  char *model;   /* a daemon started here has the lsp's model as its default (kept loaded) */
   int fd, rc;
   char why[512];
 } connect_job;
@@ -241,7 +245,8 @@ static void daemon_ready(qls *ls, const char *err) {
 static void on_daemon_closed(rpc_conn *c, void *user) {
   qls *ls = user;
   if (ls->daemon != c) return;
-  qc_warn("the qcoder daemon closed the connection");
+  if (rpc_server_stopping(ls->srv)) qc_debug("closed the connection to the qcoder daemon");
+  else qc_warn("the qcoder daemon closed the connection");
   ls->daemon = NULL;
   ls->dstate = D_NONE;
   rpc_conn_unref(c);
@@ -266,7 +271,8 @@ static void on_acp_initialized(rpc_conn *c, const json_t *result, const rpc_erro
 
 static void connect_work(uv_work_t *w) {
   connect_job *j = w->data;
-  rpc_autostart as = {0};
+  const char *args[3] = {"--model", j->model, NULL};
+  rpc_autostart as = {.serve_args = j->model ? args : NULL};
   j->rc = rpc_client_connect_auto(j->socket_path, &as, &j->fd, NULL, j->why, sizeof j->why);
 }
 
@@ -306,6 +312,7 @@ static void connect_done(uv_work_t *w, int status) {
   }
 out:
   free(j->socket_path);
+  free(j->model);
   free(j);
 }
 
@@ -326,7 +333,8 @@ static void with_daemon(qls *ls, ready_fn fn, void *user) {
   ls->waiters = w;
   if (ls->dstate != D_NONE) return;
   connect_job *j = calloc(1, sizeof *j);
-  if (!j || !(j->socket_path = strdup(ls->socket_path))) {
+  if (!j || !(j->socket_path = strdup(ls->socket_path)) || (ls->model && !(j->model = strdup(ls->model)))) {
+    if (j) free(j->socket_path);
     free(j);
     daemon_ready(ls, "out of memory");
     return;
@@ -336,6 +344,7 @@ static void with_daemon(qls *ls, ready_fn fn, void *user) {
   ls->dstate = D_CONNECTING;
   if (uv_queue_work(rpc_server_loop(ls->srv), &j->work, connect_work, connect_done) != 0) {
     free(j->socket_path);
+    free(j->model);
     free(j);
     ls->dstate = D_NONE;
     daemon_ready(ls, "cannot start a thread to connect to the qcoder daemon");
@@ -1173,8 +1182,10 @@ static void *map_build(void *arg) {
     ls->map = m;
     ls->map_updated_ms = qc_now_ms();
     qc_info("repo map of %s built in %llu ms", ls->root, (unsigned long long)(qc_now_ms() - t0));
+    atomic_store(&ls->map_state, MAP_READY);
   } else {
     qc_warn("no repo map for %s: %s", ls->root, err ? err : "?");
+    atomic_store(&ls->map_state, MAP_FAILED);
   }
   free(err);
   pthread_mutex_unlock(&ls->map_mu);
@@ -1516,7 +1527,11 @@ static void m_initialize(rpc_req *req, const json_t *params, void *user) {
   /* get ready for the first command and the first completion */
   const char *home = getenv("HOME");
   int too_wide = !strcmp(ls->root, "/") || (home && !strcmp(ls->root, home)); /* not a project */
-  if (!too_wide && pthread_create(&ls->map_thread, NULL, map_build, ls) == 0) ls->map_started = 1;
+  if (!too_wide) {
+    atomic_store(&ls->map_state, MAP_BUILDING);
+    if (pthread_create(&ls->map_thread, NULL, map_build, ls) == 0) ls->map_started = 1;
+    else atomic_store(&ls->map_state, MAP_FAILED);
+  }
 }
 
 static void m_shutdown(rpc_req *req, const json_t *params, void *user) {
@@ -1581,6 +1596,20 @@ static void m_code_action(rpc_req *req, const json_t *params, void *user) {
     return;
   }
   rpc_req_reply(req, a);
+}
+
+/* qcoder/status — a qcoder extension for diagnostics and tests: what this server holds. */
+static void m_status(rpc_req *req, const json_t *params, void *user) {
+  (void)params;
+  qls *ls = user;
+  if (!ready(ls, req)) return;
+  static const char *const dstates[] = {"none", "connecting", "initializing", "ready"};
+  static const char *const mstates[] = {"none", "building", "ready", "failed"};
+  int nruns = 0;
+  for (run *r = ls->runs; r; r = r->next) nruns += !r->done;
+  rpc_req_reply(req, json_pack("{s:s, s:s?, s:s, s:I, s:s, s:s, s:i}", "root", ls->root, "model", ls->model, "mode",
+                               ls->mode_name, "documents", (json_int_t)lsp_docs_count(ls->docs), "daemon",
+                               dstates[ls->dstate], "repoMap", mstates[atomic_load(&ls->map_state)], "running", nruns));
 }
 
 /* Wrappers that check the editor side's state first. */
@@ -1652,6 +1681,7 @@ int cmd_lsp(int argc, char **argv) {
   r |= rpc_register(ls->srv, "textDocument/codeAction", m_code_action, ls);
   r |= rpc_register(ls->srv, "workspace/executeCommand", m_execute_checked, ls);
   r |= rpc_register(ls->srv, "textDocument/inlineCompletion", m_inline_checked, ls);
+  r |= rpc_register(ls->srv, "qcoder/status", m_status, ls);
   r |= rpc_register_notification(ls->srv, "exit", n_exit, ls);
   r |= rpc_register_notification(ls->srv, "textDocument/didOpen", n_did_open, ls);
   r |= rpc_register_notification(ls->srv, "textDocument/didChange", n_did_change, ls);

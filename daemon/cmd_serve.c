@@ -112,6 +112,7 @@ typedef int (*serve_module_fn)(rpc_server *srv);
 static const serve_module_fn serve_modules[] = {
     serve_register_builtin,
     acp_register,
+    acp_complete_register, /* _qcoder/complete (complete.c) */
     NULL,
 };
 

@@ -1629,6 +1629,49 @@ static json_t *model_info(rpc_server *srv, void *user) {
   return r;
 }
 
+/* ---- models for work outside sessions ------------------------------------------------------ */
+
+struct acp_model {
+  svc_backend *be;
+};
+
+const char *acp_conn_model(rpc_conn *c) { return g_svc ? conn_model(c) : NULL; }
+
+acp_model *acp_model_acquire(const char *spec, char **errmsg) {
+  *errmsg = NULL;
+  if (!g_svc || !spec || !*spec) {
+    *errmsg = strdup("no model to complete with");
+    return NULL;
+  }
+  acp_model *m = calloc(1, sizeof *m);
+  if (!m) {
+    *errmsg = strdup("out of memory");
+    return NULL;
+  }
+  m->be = backend_get(spec, errmsg);
+  if (!m->be) {
+    free(m);
+    return NULL;
+  }
+  return m;
+}
+
+agent_backend *acp_model_backend(acp_model *m) { return m->be->b; }
+
+int acp_model_enter(acp_model *m, acp_fairq_waiter *w, atomic_int *cancel) {
+  return m->be->gated ? acp_fairq_enter(&m->be->q, w, cancel) : 0;
+}
+
+void acp_model_leave(acp_model *m, acp_fairq_waiter *w) {
+  if (m->be->gated) acp_fairq_leave(&m->be->q, w);
+}
+
+void acp_model_release(acp_model *m) {
+  if (!m) return;
+  backend_put(m->be);
+  free(m);
+}
+
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
 void acp_sessions_set_default_model(const char *spec) {

@@ -146,4 +146,27 @@ json_t *acp_sessions_snapshot(void);
 /* The modes as ACP `modes` ({currentModeId, availableModes}) (new reference). */
 json_t *acp_modes_json(agent_mode current);
 
+/* ---- models for work outside sessions (`_qcoder/complete`, complete.c) ---------------- */
+
+/* A hold on a shared backend: the one sessions use for the same spec (opened when none
+ * has it yet), so a completion never loads a second copy of a model. */
+typedef struct acp_model acp_model;
+
+/* The spec a request on `c` means when it names none: the connection's default
+ * (_qcoder/configure), then the daemon's; NULL when there is neither. Loop thread;
+ * borrowed until the next call that changes either (copy it). */
+const char *acp_conn_model(rpc_conn *c);
+/* Take a reference on the backend for `spec`, opening it when needed — which loads a
+ * local model, so call it from a worker thread. NULL with *errmsg (malloc'd) on failure. */
+acp_model *acp_model_acquire(const char *spec, char **errmsg);
+agent_backend *acp_model_backend(acp_model *m);
+/* Take a turn in the model's fair queue (a no-op for a remote model): 0 when it is ours
+ * (leave it with acp_model_leave), 1 when *cancel became nonzero first. */
+int acp_model_enter(acp_model *m, acp_fairq_waiter *w, atomic_int *cancel);
+void acp_model_leave(acp_model *m, acp_fairq_waiter *w);
+void acp_model_release(acp_model *m);
+
+/* `_qcoder/complete` (complete.c): one line in serve_modules[]. */
+int acp_complete_register(rpc_server *srv);
+
 #endif /* QC_DAEMON_SESSIONS_H */
