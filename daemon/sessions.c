@@ -411,7 +411,7 @@ static void table_remove(sess *s) {
 static sess *find_for(rpc_req *req, const char *id) {
   sess *s = id ? table_find(id) : NULL;
   if (!s || s->closing || s->conn_id != rpc_conn_id(rpc_req_conn(req))) {
-    rpc_req_errorf(req, RPC_INVALID_PARAMS,
+    rpc_req_errorf(req, ACP_RESOURCE_NOT_FOUND,
                    "unknown session '%s' on this connection: create one with session/new or open a saved one with "
                    "session/load",
                    id ? id : "");
@@ -1064,7 +1064,7 @@ static void open_job(void *arg) {
   int rc = s->op.kind == ACP_OPEN_NEW ? agent_session_new(&so, &s->as, &err)
                                        : agent_session_resume(&so, s->op.session_id, &s->as, &err);
   if (rc != AGENT_OK) {
-    s->open_code = rc == AGENT_ENOTFOUND ? RPC_INVALID_PARAMS : rc == AGENT_EARG ? RPC_INVALID_PARAMS
+    s->open_code = rc == AGENT_ENOTFOUND ? ACP_RESOURCE_NOT_FOUND : rc == AGENT_EARG ? RPC_INVALID_PARAMS
                                                                                    : RPC_INTERNAL_ERROR;
     s->open_error = rc == AGENT_ENOTFOUND ? qc_asprintf("no saved session '%s' (session/list shows them)",
                                                         s->op.session_id)
