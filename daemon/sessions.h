@@ -68,6 +68,10 @@
 /* How often a waiter in the fair queue looks at its cancel flag. */
 #define ACP_FAIRQ_POLL_MS 100
 
+/* ACP's "resource not found": an unknown session id (the SDK treats it as "already
+ * closed" for session/close). */
+#define ACP_RESOURCE_NOT_FOUND -32002
+
 /* ---- the fair queue (FIFO across sessions, per backend) ----------------------------- */
 
 typedef struct acp_fairq_waiter {
