@@ -450,6 +450,14 @@ static void run_fail(run *r, const char *msg) {
 /* The prompt ended: answer the editor per the contract and announce it. */
 static void run_finish(run *r, const char *stop, const char *error) {
   r->done = 1;
+  /* files the daemon changed itself (not through fs/write_text_file) show as diffs */
+  size_t di;
+  const json_t *dp;
+  json_array_foreach(lsp_progress_changed(r->progress), di, dp) {
+    char *u = lsp_path_to_uri(json_string_value(dp));
+    if (u) changed_add(r, u);
+    free(u);
+  }
   const char *text = lsp_progress_text(r->progress);
   size_t nchanged = json_array_size(r->changed);
   progress_end(r, error ? "failed" : stop);

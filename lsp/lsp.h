@@ -306,6 +306,9 @@ void lsp_progress_free(lsp_progress *p);
 json_t *lsp_progress_feed(lsp_progress *p, const json_t *update);
 /* The answer so far (agent message text, at most LSP_MAX_RESULT_TEXT_BYTES), trimmed. */
 const char *lsp_progress_text(const lsp_progress *p);
+/* Absolute paths of the files completed tool calls changed (their ACP diff content), in
+ * order, each once (borrowed array of strings). */
+const json_t *lsp_progress_changed(const lsp_progress *p);
 /* Tool calls seen and failed. */
 int lsp_progress_tool_calls(const lsp_progress *p);
 int lsp_progress_tool_failures(const lsp_progress *p);

@@ -6,7 +6,8 @@
  * share of completed entries is the only honest percentage there is), and the moment the
  * model starts writing its answer is. Message chunks are collected instead: the text the
  * model wrote after its last tool call is the answer (what it said before calling tools
- * is narration); when it wrote nothing after the last call, all of its text is.
+ * is narration); when it wrote nothing after the last call, all of its text is. The diffs
+ * of completed tool calls name the files the run changed.
  */
 #include "lsp/lsp.h"
 
@@ -21,6 +22,7 @@ struct lsp_progress {
   qc_buf last;         /* those after the last tool call */
   char *answer;        /* lsp_progress_text's trimmed copy */
   int tools, failures;
+  json_t *changed;     /* paths of completed edits (ACP diff content), in order, once */
   int percentage;      /* -1: none reported yet */
   int writing;         /* "writing the answer" reported since the last tool call */
   int thinking;
@@ -32,6 +34,11 @@ lsp_progress *lsp_progress_new(void) {
   qc_buf_init(&p->all, LSP_MAX_RESULT_TEXT_BYTES);
   qc_buf_init(&p->last, LSP_MAX_RESULT_TEXT_BYTES);
   p->percentage = -1;
+  p->changed = json_array();
+  if (!p->changed) {
+    lsp_progress_free(p);
+    return NULL;
+  }
   return p;
 }
 
@@ -40,8 +47,27 @@ void lsp_progress_free(lsp_progress *p) {
   qc_buf_release(&p->all);
   qc_buf_release(&p->last);
   free(p->answer);
+  json_decref(p->changed);
   free(p);
 }
+
+/* A completed tool call's diffs: the files it changed. */
+static void note_diffs(lsp_progress *p, const json_t *update) {
+  const char *status = json_string_value(json_object_get(update, "status"));
+  if (!status || strcmp(status, "completed") != 0) return;
+  size_t i, k;
+  const json_t *c, *v;
+  json_array_foreach(json_object_get(update, "content"), i, c) {
+    const char *type = json_string_value(json_object_get(c, "type"));
+    const char *path = json_string_value(json_object_get(c, "path"));
+    if (!type || strcmp(type, "diff") != 0 || !path || path[0] != '/') continue;
+    int seen = 0;
+    json_array_foreach(p->changed, k, v) seen |= strcmp(json_string_value(v), path) == 0;
+    if (!seen) json_array_append_new(p->changed, json_string(path));
+  }
+}
+
+const json_t *lsp_progress_changed(const lsp_progress *p) { return p ? p->changed : NULL; }
 
 /* Append as much of s as fits (whole characters). */
 static void append_capped(qc_buf *b, const char *s, size_t n) {
@@ -88,6 +114,7 @@ json_t *lsp_progress_feed(lsp_progress *p, const json_t *update) {
     p->thinking = 1;
     return report(p, "thinking", -1);
   }
+  if (!strcmp(kind, "tool_call") || !strcmp(kind, "tool_call_update")) note_diffs(p, update);
   if (!strcmp(kind, "tool_call")) {
     p->tools++;
     p->writing = 0;

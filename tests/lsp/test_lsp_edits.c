@@ -369,6 +369,14 @@ TEST(progress_reports) {
   u = J("{\"sessionUpdate\":\"usage_update\",\"used\":1,\"size\":2}");
   ASSERT(lsp_progress_feed(p, u) == NULL);
   json_decref(u);
+  u = J("{\"sessionUpdate\":\"tool_call_update\",\"toolCallId\":\"c2\",\"status\":\"completed\","
+        "\"content\":[{\"type\":\"diff\",\"path\":\"/w/a.c\",\"oldText\":\"x\",\"newText\":\"y\"},"
+        "{\"type\":\"diff\",\"path\":\"relative.c\",\"newText\":\"y\"}]}");
+  json_decref(lsp_progress_feed(p, u));
+  json_decref(lsp_progress_feed(p, u)); /* each file once */
+  json_decref(u);
+  ASSERT_EQ_INT(json_array_size(lsp_progress_changed(p)), 1);
+  ASSERT_STR_EQ(json_string_value(json_array_get(lsp_progress_changed(p), 0)), "/w/a.c");
   /* the answer is what came after the last tool call */
   ASSERT_STR_EQ(lsp_progress_text(p), "Added the ';'.");
   ASSERT_EQ_INT(lsp_progress_tool_calls(p), 1);
