@@ -493,12 +493,17 @@ static void on_ignore(rpc_conn *c, const json_t *result, const rpc_error *error,
   (void)c, (void)result, (void)error, (void)user;
 }
 
-static void on_prompt_done(rpc_conn *c, const json_t *result, const rpc_error *error, void *user) {
-  run *r = user;
-  /* the session has done its one prompt: free it in the daemon when it can be closed */
-  if (r->session_id && rpc_conn_is_open(c) &&
+/* A command's session has done its one prompt (or will not do it): free it in the daemon
+ * when the daemon can close sessions. */
+static void session_close(run *r, rpc_conn *c) {
+  if (r->session_id && c && rpc_conn_is_open(c) &&
       json_is_object(json_object_get(json_object_get(r->ls->agent_caps, "sessionCapabilities"), "close")))
     rpc_conn_request(c, "session/close", json_pack("{s:s}", "sessionId", r->session_id), on_ignore, NULL);
+}
+
+static void on_prompt_done(rpc_conn *c, const json_t *result, const rpc_error *error, void *user) {
+  run *r = user;
+  session_close(r, c);
   if (error) {
     char msg[600];
     snprintf(msg, sizeof msg, "%s", error->code == RPC_CONNECTION_CLOSED ? "the qcoder daemon went away"
@@ -513,7 +518,6 @@ static void on_prompt_done(rpc_conn *c, const json_t *result, const rpc_error *e
 
 static void on_session_new(rpc_conn *c, const json_t *result, const rpc_error *error, void *user) {
   run *r = user;
-  qls *ls = r->ls;
   const char *sid = result ? str_field(result, "sessionId") : NULL;
   if (error || !sid) {
     char msg[600];
@@ -525,6 +529,7 @@ static void on_session_new(rpc_conn *c, const json_t *result, const rpc_error *e
   }
   r->session_id = strdup(sid);
   if (r->cancelled || !r->session_id) { /* cancelled while the session was being made */
+    session_close(r, c);
     r->done = 1;
     run_unref(r);
     return;
@@ -536,7 +541,6 @@ static void on_session_new(rpc_conn *c, const json_t *result, const rpc_error *e
     run_fail(r, "cannot send the prompt to the qcoder daemon");
     run_unref(r);
   }
-  (void)ls;
 }
 
 static void run_start_session(qls *ls, const char *err, void *user) {

@@ -94,8 +94,9 @@ H.run(function()
   H.eq(H.lines(buf), { '// unsaved 😀', 'int main(void) {', '  return 0;', '}' },
     'only the broken line changed; the unsaved line is kept')
   H.eq(vim.fn.readfile(path), on_disk, 'the file on disk is untouched (the edit went to the buffer)')
+  -- the server's showMessage comes first, the command's result (with the files) after it
   H.wait(10000, function()
-    return #H.noted('Added the missing semicolon.') > 0
+    return #H.noted('Added the missing semicolon.') > 0 and #H.noted('changed: src/main.c') > 0
   end, 'the fix result notification')
   H.eq(#H.noted('Added the missing semicolon.'), 1, 'the result is shown once')
   H.eq(#H.noted('changed: src/main.c'), 1, 'the changed file is listed')
