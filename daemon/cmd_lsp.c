@@ -691,7 +691,8 @@ static void m_execute(rpc_req *req, const json_t *params, void *user) {
   r->next = ls->runs;
   ls->runs = r;
   const json_t *tok = json_object_get(params, "workDoneToken");
-  if (ls->caps.work_done_progress && (json_is_string(tok) || json_is_integer(tok))) r->token = json_copy((json_t *)tok);
+  /* a token the client made is an invitation to report on it, whatever its capabilities */
+  if (json_is_string(tok) || json_is_integer(tok)) r->token = json_copy((json_t *)tok);
   rpc_req_on_cancel(req, on_run_cancel, r);
   if (!r->progress || !r->changed || !r->permission_reqs) {
     run_fail(r, "out of memory");

@@ -493,10 +493,15 @@ TEST(explain_runs_read_only) {
   char *uri = qc_asprintf("file://%s", main_c);
   lc_open(&c, main_c, "#include \"util.h\"\nint main(void) {\n  return 0\n}\n");
   json_t *r = lc_call(&c, "workspace/executeCommand",
-                      json_pack("{s:s, s:[{s:s, s:o}]}", "command", "qcoder.explain", "arguments", "uri", uri, "range",
-                                range_json(1, 0, 3, 1)));
+                      json_pack("{s:s, s:[{s:s, s:o}], s:s}", "command", "qcoder.explain", "arguments", "uri", uri,
+                                "range", range_json(1, 0, 3, 1), "workDoneToken", "client-token-1"));
   ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(r, "result"), "text")), "main returns zero: success.");
   json_decref(r);
+  /* the client's own progress token is used: nothing created */
+  ASSERT_EQ_INT(lc_count(&c, "window/workDoneProgress/create"), 0);
+  json_t *pg = lc_find(&c, "$/progress", 0);
+  ASSERT(pg);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(pg, "params"), "token")), "client-token-1");
   ASSERT_EQ_INT(lc_count(&c, "workspace/applyEdit"), 0);
   char *disk = qct_read_file(main_c, NULL);
   ASSERT_CONTAINS(disk, "int main(void)");
