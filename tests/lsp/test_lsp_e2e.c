@@ -738,4 +738,17 @@ TEST(inline_completion_fim_prompt_and_cancel) {
   free(ws);
 }
 
+/* Last: the daemon every test used stops cleanly (status 0; under the sanitizers, no
+ * report: the completion holds and sessions of the lsp connections were all released). */
+TEST(the_daemon_stops_cleanly) {
+  if (g_daemon.pid <= 0) SKIP("no daemon was started (a single test was run)");
+  kill(g_daemon.pid, SIGTERM);
+  int st = qd_wait_exit(g_daemon.pid, 15000);
+  g_daemon.pid = 0;
+  char *err = qct_read_file(g_daemon.err, NULL);
+  ASSERT_MSG(st == 0, "the daemon exited with %d:\n%s", st, err ? err : "");
+  ASSERT_MSG(!err || !strstr(err, "Sanitizer"), "sanitizer report:\n%s", err);
+  free(err);
+}
+
 QC_TEST_MAIN
