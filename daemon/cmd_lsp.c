@@ -1603,7 +1603,7 @@ static void n_did_close(rpc_conn *c, const json_t *params, void *user) {
 static void m_code_action(rpc_req *req, const json_t *params, void *user) {
   qls *ls = user;
   if (!ready(ls, req)) return;
-  json_t *a = lsp_code_actions(params);
+  json_t *a = lsp_code_actions(params, ls->caps.code_action_literals);
   if (!a) {
     rpc_req_error(req, RPC_INVALID_PARAMS, "textDocument/codeAction needs textDocument.uri and a range", NULL);
     return;

@@ -143,7 +143,7 @@ static json_t *action(const char *title, const char *kind, const char *command, 
   return a;
 }
 
-json_t *lsp_code_actions(const json_t *params) {
+json_t *lsp_code_actions(const json_t *params, int literals) {
   const json_t *td = json_object_get(params, "textDocument");
   const char *uri = json_string_value(json_object_get(td, "uri"));
   lsp_range r;
@@ -166,6 +166,14 @@ json_t *lsp_code_actions(const json_t *params) {
     json_array_append_new(out, action("qcoder: refactor\xe2\x80\xa6", "refactor.rewrite", "qcoder.refactor",
                                       json_pack("{s:s, s:o}", "uri", uri, "range", lsp_range_json(r)), NULL));
   json_decref(dcopy);
+  if (!literals) { /* an old client: the commands alone */
+    json_t *cmds = json_array();
+    size_t i;
+    json_t *a;
+    json_array_foreach(out, i, a) json_array_append(cmds, json_object_get(a, "command"));
+    json_decref(out);
+    return cmds;
+  }
   return out;
 fail:
   json_decref(dcopy);

@@ -269,9 +269,10 @@ int lsp_command_args_parse(const char *command, const json_t *arguments, lsp_com
 void lsp_command_args_release(lsp_command_args *a);
 
 /* textDocument/codeAction params → CodeAction[] (fix, explain, refactor…), filtered by
- * context.only; each carries its command with the contract's argument. NULL (with
- * LSP_EARG semantics) when the params are malformed. */
-json_t *lsp_code_actions(const json_t *params);
+ * context.only; each carries its command with the contract's argument. A client without
+ * codeActionLiteralSupport (`literals` 0) gets the bare Command[] instead. NULL when the
+ * params are malformed. */
+json_t *lsp_code_actions(const json_t *params, int literals);
 
 /* ---- agent prompts ----------------------------------------------------------------- */
 

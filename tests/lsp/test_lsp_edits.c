@@ -199,7 +199,7 @@ TEST(code_actions_for_a_range) {
                      "\"range\":{\"start\":{\"line\":2,\"character\":0},\"end\":{\"line\":2,\"character\":9}},"
                      "\"context\":{\"diagnostics\":[{\"range\":{\"start\":{\"line\":2,\"character\":9},"
                      "\"end\":{\"line\":2,\"character\":9}},\"message\":\"expected ';'\",\"severity\":1}]}}");
-  json_t *a = lsp_code_actions(params);
+  json_t *a = lsp_code_actions(params, 1);
   ASSERT_EQ_INT(json_array_size(a), 3);
   json_t *fix = json_array_get(a, 0);
   ASSERT_STR_EQ(json_string_value(json_object_get(fix, "title")), "qcoder: fix");
@@ -215,18 +215,26 @@ TEST(code_actions_for_a_range) {
   json_decref(a);
   /* context.only filters by kind and sub-kind */
   json_object_set_new(json_object_get(params, "context"), "only", J("[\"refactor\"]"));
-  a = lsp_code_actions(params);
+  a = lsp_code_actions(params, 1);
   ASSERT_EQ_INT(json_array_size(a), 1);
   ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(a, 0), "kind")), "refactor.rewrite");
   json_decref(a);
   json_object_set_new(json_object_get(params, "context"), "only", J("[\"source.organizeImports\"]"));
-  a = lsp_code_actions(params);
+  a = lsp_code_actions(params, 1);
   ASSERT_EQ_INT(json_array_size(a), 0);
+  json_decref(a);
+  /* a client without code action literals gets the commands */
+  json_object_del(json_object_get(params, "context"), "only");
+  a = lsp_code_actions(params, 0);
+  ASSERT_EQ_INT(json_array_size(a), 3);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(a, 0), "command")), "qcoder.fix");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(a, 2), "title")), "qcoder: refactor\xe2\x80\xa6");
+  ASSERT(json_is_array(json_object_get(json_array_get(a, 1), "arguments")));
   json_decref(a);
   json_decref(params);
   /* malformed params */
   params = J("{\"textDocument\":{},\"range\":{}}");
-  ASSERT(lsp_code_actions(params) == NULL);
+  ASSERT(lsp_code_actions(params, 1) == NULL);
   json_decref(params);
 }
 
