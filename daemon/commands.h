@@ -36,6 +36,7 @@ extern const char cmd_tool_usage[];
 extern const char cmd_repomap_usage[];
 extern const char cmd_checkpoint_usage[];
 extern const char cmd_render_usage[];
+extern const char cmd_acp_usage[];
 
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
@@ -51,5 +52,6 @@ int cmd_tool(int argc, char **argv);
 int cmd_repomap(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_acp(int argc, char **argv);
 
 #endif

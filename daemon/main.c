@@ -31,6 +31,7 @@ const qc_command qc_commands[] = {
     {"repomap", "print the ranked map of a repository's definitions", cmd_repomap_usage, cmd_repomap},
     {"checkpoint", "create, list, diff, restore or prune snapshots of a workspace", cmd_checkpoint_usage, cmd_checkpoint},
     {"render", "print the exact prompt for a conversation", cmd_render_usage, cmd_render},
+    {"acp", "speak the Agent Client Protocol on stdio (for Zed and other editors)", cmd_acp_usage, cmd_acp},
     {NULL, NULL, NULL, NULL},
 };
 
