@@ -100,6 +100,13 @@ void acp_fairq_kick(acp_fairq *q) {
   pthread_mutex_unlock(&q->mu);
 }
 
+uint64_t acp_fairq_served(acp_fairq *q) {
+  pthread_mutex_lock(&q->mu);
+  uint64_t n = q->served;
+  pthread_mutex_unlock(&q->mu);
+  return n;
+}
+
 int acp_fairq_length(acp_fairq *q) {
   pthread_mutex_lock(&q->mu);
   int n = 0;
@@ -1602,7 +1609,7 @@ static json_t *backends_json(void) {
     json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:b, s:i, s:I}", "spec", be->spec, "kind",
                                        agent_backend_kind(be->b), "sessions", be->refs, "fairQueue", be->gated,
                                        "waiting", be->gated ? acp_fairq_length(&be->q) : 0, "modelCalls",
-                                       (json_int_t)be->q.served));
+                                       (json_int_t)acp_fairq_served(&be->q)));
   pthread_mutex_unlock(&g_svc->mu);
   return a;
 }

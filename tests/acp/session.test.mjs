@@ -157,3 +157,26 @@ test("slash commands: /checkpoint, /test, /undo, /compact", async () => {
   });
   assertNoSdkComplaints();
 });
+
+test("the daemon dies: the pending prompt gets an error, the next request starts a new daemon", async () => {
+  const ws = d.workspace("ws-die", { "d.txt": "d\n" });
+  const model = d.script("die", [{ text: "a slow reply that the daemon will not finish", delay_ms: 150 }, "after the restart"]);
+  const m = acp.methods.agent;
+  await withClient("die", model, async (agent, rec) => {
+    const s = await agent.request(m.session.new, { cwd: ws, mcpServers: [] });
+    const p = agent.request(m.session.prompt, { sessionId: s.sessionId, prompt: [{ type: "text", text: "go" }] });
+    for (let i = 0; i < 100 && !texts(rec, s.sessionId); i++) await new Promise((r) => setTimeout(r, 50));
+    const { pid } = await d.call("_qcoder/status");
+    process.kill(pid, "SIGKILL");
+    await assert.rejects(p, (e) => e.code === -32603 && /daemon went away/.test(e.message));
+    // the next request starts a new daemon (the relay replays initialize first)
+    const s2 = await agent.request(m.session.new, { cwd: ws, mcpServers: [] });
+    const { pid: pid2 } = await d.call("_qcoder/status");
+    assert.notEqual(pid2, pid);
+    const r = await agent.request(m.session.prompt, { sessionId: s2.sessionId, prompt: [{ type: "text", text: "hi" }] });
+    assert.equal(r.stopReason, "end_turn");
+    // the first session was saved: it comes back with session/load
+    await agent.request(m.session.load, { sessionId: s.sessionId, cwd: ws, mcpServers: [] });
+    assert.match(texts(rec, s.sessionId, "user_message_chunk"), /go/);
+  });
+});
