@@ -175,6 +175,25 @@ static const char *rel_path(const qls *ls, const char *path) {
   return path;
 }
 
+/* The path with symlinks resolved (the daemon's spelling), or NULL when it is the same or
+ * cannot be known; a file not on disk yet resolves through its folder. */
+static char *real_path_of(const char *path) {
+  char buf[PATH_MAX], *out = NULL;
+  if (realpath(path, buf)) {
+    out = strdup(buf);
+  } else {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash && slash > path ? qc_strndup(path, (size_t)(slash - path)) : NULL;
+    if (dir && realpath(dir, buf)) out = qc_asprintf("%s%s", strcmp(buf, "/") ? buf : "", slash);
+    free(dir);
+  }
+  if (out && !strcmp(out, path)) {
+    free(out);
+    out = NULL;
+  }
+  return out;
+}
+
 /* Lexically normalised absolute path (".", ".." and repeated slashes resolved); NULL for
  * a relative path. */
 static char *normalize_path(const char *p) {
@@ -203,6 +222,20 @@ static char *normalize_path(const char *p) {
   }
   if (o == 0) out[o++] = '/';
   out[o] = '\0';
+  return out;
+}
+
+/* A document's path as the agent sees it: its real path (the root is a real path too),
+ * relative inside the root. */
+static const char *doc_rel(const qls *ls, const lsp_doc *doc) { return rel_path(ls, doc->real ? doc->real : doc->path); }
+
+/* How a prompt names a file (malloc'd; NULL without a path): as the agent sees it. */
+static char *shown_path(const qls *ls, const lsp_doc *doc, const char *path) {
+  if (doc) return strdup(doc_rel(ls, doc));
+  if (!path) return NULL;
+  char *real = real_path_of(path);
+  char *out = strdup(rel_path(ls, real ? real : path));
+  free(real);
   return out;
 }
 
@@ -454,7 +487,8 @@ static void run_finish(run *r, const char *stop, const char *error) {
   size_t di;
   const json_t *dp;
   json_array_foreach(lsp_progress_changed(r->progress), di, dp) {
-    char *u = lsp_path_to_uri(json_string_value(dp));
+    const lsp_doc *doc = lsp_docs_find_path(r->ls->docs, json_string_value(dp)); /* the editor's URI */
+    char *u = doc ? strdup(doc->uri) : lsp_path_to_uri(json_string_value(dp));
     if (u) changed_add(r, u);
     free(u);
   }
@@ -650,10 +684,12 @@ static void on_refactor_choice(rpc_conn *c, const json_t *result, const rpc_erro
   } else if (path) {
     qc_read_file(path, LSP_MAX_DOCUMENT_BYTES, &text, &len);
   }
-  lsp_prompt_input in = {.cmd = r->a.cmd, .path = path ? rel_path(r->ls, path) : "?",
+  char *shown = shown_path(r->ls, doc, path);
+  lsp_prompt_input in = {.cmd = r->a.cmd, .path = shown ? shown : "?",
                          .language_id = doc ? doc->language_id : NULL, .text = text, .len = len,
                          .has_range = r->a.has_range, .range = r->a.range, .instruction = r->a.instruction};
   r->prompt = lsp_prompt_build(&in);
+  free(shown);
   free(text);
   free(path);
   if (!r->prompt) {
@@ -741,11 +777,12 @@ static void m_execute(rpc_req *req, const json_t *params, void *user) {
     }
     return;
   }
-  lsp_prompt_input in = {.cmd = a.cmd, .path = path ? rel_path(ls, path) : NULL,
-                         .language_id = doc ? doc->language_id : NULL, .text = text, .len = len,
-                         .has_range = a.has_range, .range = a.range, .diagnostics = a.diagnostics,
+  char *shown = shown_path(ls, doc, path);
+  lsp_prompt_input in = {.cmd = a.cmd, .path = shown, .language_id = doc ? doc->language_id : NULL, .text = text,
+                         .len = len, .has_range = a.has_range, .range = a.range, .diagnostics = a.diagnostics,
                          .instruction = a.instruction};
   r->prompt = lsp_prompt_build(&in);
+  free(shown);
   free(text);
   free(path);
   if (!r->prompt) {
@@ -1394,12 +1431,12 @@ static void m_inline(rpc_req *req, const json_t *params, void *user) {
   c->req = req;
   size_t off = lsp_offset_at(doc->text, doc->len, pos);
   c->pos = lsp_pos_at(doc->text, doc->len, off); /* clamped into the document */
-  c->rel = strdup(rel_path(ls, doc->path));
+  c->rel = strdup(doc_rel(ls, doc));
   /* the other open buffers, most recent first */
   const lsp_doc *recent[LSP_FIM_MAX_CONTEXT_FILES + 1];
   size_t nr = lsp_docs_recent(ls->docs, recent, LSP_FIM_MAX_CONTEXT_FILES + 1);
   lsp_fim_file files[LSP_FIM_MAX_CONTEXT_FILES + 1];
-  for (size_t i = 0; i < nr; i++) files[i] = (lsp_fim_file){rel_path(ls, recent[i]->path), recent[i]->text, recent[i]->len};
+  for (size_t i = 0; i < nr; i++) files[i] = (lsp_fim_file){doc_rel(ls, recent[i]), recent[i]->text, recent[i]->len};
   lsp_fim_input in = {.text = doc->text, .len = doc->len, .offset = off, .path = c->rel ? c->rel : "",
                       .repo_name = ls->repo_name, .files = files, .n_files = nr};
   if (!c->rel || lsp_fim_build(&in, &c->fim) != LSP_OK) {
@@ -1574,7 +1611,15 @@ static void n_did_open(rpc_conn *c, const json_t *params, void *user) {
   int rc = lsp_docs_open(ls->docs, str_field(td, "uri"), str_field(td, "languageId"),
                          json_is_integer(ver) ? json_integer_value(ver) : 0, json_string_value(text),
                          json_string_length(text));
-  if (rc != LSP_OK) qc_info("didOpen %s: not kept (%s)", str_field(td, "uri"), lsp_strerror(rc));
+  if (rc != LSP_OK) {
+    qc_info("didOpen %s: not kept (%s)", str_field(td, "uri"), lsp_strerror(rc));
+    return;
+  }
+  /* the daemon names files with symlinks resolved: remember that spelling too */
+  const lsp_doc *doc = lsp_docs_find(ls->docs, str_field(td, "uri"));
+  char *real = doc ? real_path_of(doc->path) : NULL;
+  if (real) lsp_docs_set_real(ls->docs, str_field(td, "uri"), real);
+  free(real);
 }
 
 static void n_did_change(rpc_conn *c, const json_t *params, void *user) {

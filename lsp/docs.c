@@ -4,7 +4,9 @@
  * file on disk), so every didOpen/didChange lands here and the daemon's ACP
  * fs/read_text_file is served from here. Documents are keyed by their decoded absolute
  * path, not by URI spelling: the daemon asks by path, and two clients may encode one path
- * differently ("%7E" or "~"). The URI the client used is kept for the edits sent back.
+ * differently ("%7E" or "~"). The URI the client used is kept for the edits sent back; the
+ * symlink-free path (the daemon resolves symlinks) is kept beside it when the caller knows
+ * it, so a project opened through a symlink still finds its buffers.
  *
  * Full sync is what the server advertises, but ranged changes are applied as well (a
  * client may send them anyway); a batch of changes is all or nothing. The store is a
@@ -28,6 +30,7 @@ lsp_docs *lsp_docs_new(void) { return calloc(1, sizeof(lsp_docs)); }
 static void doc_release(lsp_doc *d) {
   free(d->uri);
   free(d->path);
+  free(d->real);
   free(d->language_id);
   free(d->text);
 }
@@ -46,7 +49,24 @@ static lsp_doc *find_path(const lsp_docs *d, const char *path) {
 }
 
 const lsp_doc *lsp_docs_find_path(const lsp_docs *d, const char *path) {
-  return d && path ? find_path(d, path) : NULL;
+  if (!d || !path) return NULL;
+  const lsp_doc *doc = find_path(d, path);
+  for (size_t i = 0; !doc && i < d->n; i++)
+    if (d->v[i].real && strcmp(d->v[i].real, path) == 0) doc = &d->v[i];
+  return doc;
+}
+
+int lsp_docs_set_real(lsp_docs *d, const char *uri, const char *real) {
+  if (!d || !uri) return LSP_EARG;
+  char *path = lsp_uri_to_path(uri);
+  lsp_doc *doc = path ? find_path(d, path) : NULL;
+  free(path);
+  if (!doc) return LSP_ENOTOPEN;
+  char *r = real && strcmp(real, doc->path) != 0 ? strdup(real) : NULL;
+  if (real && strcmp(real, doc->path) != 0 && !r) return LSP_ENOMEM;
+  free(doc->real);
+  doc->real = r;
+  return LSP_OK;
 }
 
 const lsp_doc *lsp_docs_find(const lsp_docs *d, const char *uri) {
@@ -181,7 +201,7 @@ int lsp_docs_change(lsp_docs *d, const char *uri, int64_t version, const json_t 
 
 int lsp_docs_set_text(lsp_docs *d, const char *path, const char *text, size_t len) {
   if (!d || !path || !text) return LSP_EARG;
-  lsp_doc *doc = find_path(d, path);
+  lsp_doc *doc = (lsp_doc *)lsp_docs_find_path(d, path);
   if (!doc) return LSP_ENOTOPEN;
   if (len > LSP_MAX_DOCUMENT_BYTES) return LSP_ETOOBIG;
   char *nt = qc_strndup(text, len);

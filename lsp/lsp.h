@@ -160,6 +160,8 @@ char *lsp_path_to_uri(const char *path);
 typedef struct lsp_doc {
   char *uri;           /* as the client sent it (edits go back with the same URI) */
   char *path;          /* absolute, decoded: the key */
+  char *real;          /* the same file with symlinks resolved (the daemon's spelling), or
+                          NULL; set by the caller, who may look at the file system */
   char *language_id;
   int64_t version;     /* the editor's, or LSP_VERSION_UNKNOWN */
   char *text;          /* UTF-8, NUL-terminated */
@@ -182,10 +184,14 @@ int lsp_docs_change(lsp_docs *d, const char *uri, int64_t version, const json_t 
 /* The editor applied qcoder's edit: the text is now `text`, the version unknown until the
  * next didChange. LSP_ENOTOPEN when `path` is not open. */
 int lsp_docs_set_text(lsp_docs *d, const char *path, const char *text, size_t len);
+/* Record the symlink-free spelling of an open document's path (the daemon resolves
+ * symlinks, so its fs requests name files that way); lookups by path match either. */
+int lsp_docs_set_real(lsp_docs *d, const char *uri, const char *real);
 /* didClose. LSP_ENOTOPEN when it was not open. */
 int lsp_docs_close(lsp_docs *d, const char *uri);
 /* Lookups (borrowed; valid until the next call that changes the store). By URI the path
- * is decoded first, so different spellings of one file find it. */
+ * is decoded first, so different spellings of one file find it; by path, the path or the
+ * recorded real path matches. */
 const lsp_doc *lsp_docs_find(const lsp_docs *d, const char *uri);
 const lsp_doc *lsp_docs_find_path(const lsp_docs *d, const char *path);
 /* Up to `max` documents, most recently opened or changed first. Returns the count. */

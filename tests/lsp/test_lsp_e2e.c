@@ -418,7 +418,8 @@ TEST(fix_comes_back_as_a_minimal_versioned_edit) {
   ASSERT_EQ_INT(json_array_size(pr), 3);
   ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(pr, 0), "prompt")), "expected ';'");
   ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(pr, 0), "prompt")), "Fix the problem in line 4 of `src/main.c`");
-  ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(pr, 1), "prompt")), "// unsaved \xf0\x9f\x98\x80");
+  /* (in read_file's numbered output, line 1: not the quote of the user prompt) */
+  ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(pr, 1), "prompt")), "1\t// unsaved \xf0\x9f\x98\x80");
   json_decref(pr);
   /* a second fix before the editor reported the buffer's new version: the edit is made
    * against the text the editor now has, and sent without a version */
@@ -434,6 +435,48 @@ TEST(fix_comes_back_as_a_minimal_versioned_edit) {
   start = json_object_get(json_object_get(e0, "range"), "start");
   ASSERT_EQ_INT(json_integer_value(json_object_get(start, "character")), 11); /* after the first ';' */
   ASSERT_EQ_INT(lc_finish(&c, 1), 0);
+  free(main_c);
+  free(uri);
+  free(model);
+  free(ws);
+}
+
+TEST(a_workspace_opened_through_a_symlink_still_edits_the_buffer) {
+  daemon_up();
+  char *ws = workspace();
+  char *link = qc_asprintf("%s-link", ws);
+  ASSERT_EQ_INT(symlink(ws, link), 0);
+  char *model = script(ws, "fix-link", k_fix_script);
+  const char *args[] = {"--socket", g_daemon.sock, "--model", model, "--mode", "auto-edit", NULL};
+  lc c;
+  lc_start(&c, args);
+  lc_initialize(&c, link, caps_full());
+  /* the editor names the file through the symlink; the daemon resolves symlinks */
+  char *main_c = qc_asprintf("%s/src/main.c", link);
+  char *uri = qc_asprintf("file://%s", main_c);
+  lc_open(&c, main_c, "// unsaved\n#include \"util.h\"\nint main(void) {\n  return 0\n}\n");
+  size_t p0 = prompts_count();
+  json_t *r = lc_call(&c, "workspace/executeCommand",
+                      json_pack("{s:s, s:[{s:s, s:o}]}", "command", "qcoder.fix", "arguments", "uri", uri, "range",
+                                range_json(3, 0, 3, 10)));
+  json_t *res = json_object_get(r, "result");
+  ASSERT_MSG(res, "fix failed: %s", qd_err_msg(r) ? qd_err_msg(r) : "?");
+  ASSERT_EQ_INT(json_array_size(json_object_get(res, "changedFiles")), 1);
+  ASSERT_STR_EQ(json_string_value(json_array_get(json_object_get(res, "changedFiles"), 0)), uri);
+  json_decref(r);
+  json_t *ae = lc_find(&c, "workspace/applyEdit", 0);
+  ASSERT_MSG(ae, "the edit went to disk instead of the buffer");
+  json_t *dc = json_array_get(json_object_get(json_object_get(json_object_get(ae, "params"), "edit"), "documentChanges"), 0);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(dc, "textDocument"), "uri")), uri);
+  char *disk = qct_read_file(main_c, NULL);
+  ASSERT_STR_EQ(disk, "#include \"util.h\"\nint main(void) {\n  return 0\n}\n");
+  free(disk);
+  json_t *pr = prompts_since(p0);
+  ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(pr, 1), "prompt")), "1\t// unsaved");
+  json_decref(pr);
+  ASSERT_EQ_INT(lc_finish(&c, 1), 0);
+  unlink(link);
+  free(link);
   free(main_c);
   free(uri);
   free(model);

@@ -183,7 +183,14 @@ TEST(document_store_sync) {
   ASSERT_EQ_INT(lsp_docs_recent(d, rec, 4), 2);
   ASSERT_STR_EQ(rec[0]->path, "/w/a.c");
   ASSERT_STR_EQ(rec[1]->path, "/w/b.c");
+  /* the symlink-free spelling finds the document too */
+  ASSERT_EQ_INT(lsp_docs_set_real(d, "file:///w/a.c", "/real/w/a.c"), LSP_OK);
+  ASSERT(lsp_docs_find_path(d, "/real/w/a.c") == lsp_docs_find_path(d, "/w/a.c"));
+  ASSERT_EQ_INT(lsp_docs_set_text(d, "/real/w/a.c", "via real\n", 9), LSP_OK);
+  ASSERT_STR_EQ(lsp_docs_find_path(d, "/w/a.c")->text, "via real\n");
+  ASSERT_EQ_INT(lsp_docs_set_real(d, "file:///w/nope.c", "/x"), LSP_ENOTOPEN);
   ASSERT_EQ_INT(lsp_docs_close(d, "file:///w/a.c"), LSP_OK);
+  ASSERT(lsp_docs_find_path(d, "/real/w/a.c") == NULL);
   ASSERT_EQ_INT(lsp_docs_close(d, "file:///w/a.c"), LSP_ENOTOPEN);
   ASSERT(lsp_docs_find(d, "file:///w/a.c") == NULL);
   ASSERT_EQ_INT(lsp_docs_count(d), 1);

@@ -106,7 +106,8 @@
         (let ((p (qt-prompts)))
           (qt-ok (and (= (length p) 3) (string-match-p (regexp-quote "expected ';'") (cdr (nth 0 p))))
                  "the agent was asked to fix the diagnostic")
-          (qt-ok (string-match-p "// unsaved" (cdr (nth 1 p))) "the agent read the unsaved buffer"))
+          ;; line 1 of read_file's numbered output (not the quote in the user prompt)
+          (qt-ok (string-match-p "1\t// unsaved" (cdr (nth 1 p))) "the agent read the unsaved buffer"))
         ;; shutdown + exit by hand: `eglot-shutdown' kills the process right after `exit'
         ;; (jsonrpc-shutdown deletes it), so it could not show the server's own status
         (let ((proc (jsonrpc--process server)))
