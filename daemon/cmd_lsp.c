@@ -106,7 +106,8 @@ typedef struct run {
   rpc_req *req;            /* the editor's request; NULL once answered */
   lsp_command_args a;
   char *prompt;
-  const char *mode;        /* the session's mode name (static) */
+  const char *mode;        /* the session's mode name (a literal, or ls->mode_name, which is
+                              set before the first command and then never changes) */
   char *session_id;
   json_t *token;           /* progress token, NULL: no progress */
   int token_live;          /* "begin" sent, "end" not yet */
@@ -141,9 +142,8 @@ struct qls {
   int dstate;
   rpc_conn *daemon;
   waiter *waiters;
-  char derr[512];
   /* LSP */
-  int initialized, shutdown, got_exit;
+  int initialized, shutdown;
   json_t *agent_caps;      /* what the daemon's ACP initialize reported */
   lsp_client_caps caps;
   char *root;              /* workspace root, absolute, no trailing slash */
@@ -263,10 +263,7 @@ typedef struct connect_job {
 static void daemon_ready(qls *ls, const char *err) {
   waiter *w = ls->waiters;
   ls->waiters = NULL;
-  if (err) {
-    snprintf(ls->derr, sizeof ls->derr, "%s", err);
-    qc_warn("daemon: %s", err);
-  }
+  if (err) qc_warn("daemon: %s", err);
   while (w) {
     waiter *next = w->next;
     w->fn(ls, err, w->user);
@@ -1597,7 +1594,6 @@ static void n_exit(rpc_conn *c, const json_t *params, void *user) {
   (void)params;
   qls *ls = user;
   if (c == ls->daemon) return;
-  ls->got_exit = 1;
   rpc_server_stop(ls->srv, "exit");
 }
 
