@@ -36,6 +36,8 @@ extern const char cmd_tool_usage[];
 extern const char cmd_repomap_usage[];
 extern const char cmd_checkpoint_usage[];
 extern const char cmd_render_usage[];
+extern const char cmd_models_usage[];
+extern const char cmd_pull_usage[];
 
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
@@ -51,5 +53,7 @@ int cmd_tool(int argc, char **argv);
 int cmd_repomap(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
 
 #endif
