@@ -356,6 +356,13 @@ typedef struct agent_session_opts {
   agent_checkpoint_cb checkpoint;          /* NULL = the tools' own (tool_checkpoint_create:
                                               a commit under refs/qcoder/checkpoints/) */
   int no_checkpoints;            /* take none at all */
+  /* Scheduling across sessions (the daemon's fair queue): called on the run thread around
+   * every model call (replies and summaries). model_acquire blocks until this session may
+   * use the model and returns 0, or nonzero when *cancel became set while waiting (the
+   * call is then not made and the run ends cancelled); model_release follows each
+   * successful acquire. NULL: no gate (the engine still serialises forward passes). */
+  int (*model_acquire)(void *user, atomic_int *cancel);
+  void (*model_release)(void *user);
   int no_repo_map;               /* leave the repo map out of the system prompt */
   void *user;                    /* passed to the three callbacks */
 } agent_session_opts;
@@ -404,6 +411,14 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res);
 
 /* Thread-safe, any time; a no-op when nothing runs. */
 void agent_session_cancel(agent_session *s);
+
+/* Compact the conversation now (ACP's /compact command): old tool outputs are elided (the
+ * newest keep_tool_outputs kept), then the older turns are summarised by the model, each
+ * step with an AGENT_EVENT_COMPACTION event. On the caller's thread, like agent_run and
+ * not at the same time (AGENT_EBUSY); agent_session_cancel() stops the summary
+ * (AGENT_ECANCELLED). AGENT_OK with *report (malloc'd) saying what changed, e.g.
+ * "12400 -> 3100 tokens"; AGENT_ECONTEXT with *errmsg when there is nothing to compact. */
+int agent_session_compact(agent_session *s, char **report, char **errmsg);
 
 /* Replay the conversation (after the system prompt) as events through the session's
  * callback, on the caller's thread — what ACP's session/load sends before answering: user

@@ -213,7 +213,7 @@ static int summarise(agent_session *s, long budget, char **errmsg) {
                         .max_tokens = (int)max_summary, .sampling = NULL, .cancel = &s->cancel,
                         .on_text = sum_text, .user = &sc};
   agent__gen_res res = {0};
-  if (!rc) rc = s->backend->ops->generate(s->bind, &req, &res);
+  if (!rc) rc = agent__generate(s, &req, &res);
   qc_buf_release(&prompt);
   json_decref(req_msgs);
   json_decref(no_tools);
@@ -286,4 +286,56 @@ int agent__context_fit(agent_session *s, qc_buf *prompt, long *tokens, char **er
                           "with a larger context",
                           *tokens, agent__context_size(s), budget, agent__reply_reserve(s));
   return AGENT_ECONTEXT;
+}
+
+int agent_session_compact(agent_session *s, char **report, char **errmsg) {
+  *report = NULL;
+  if (errmsg) *errmsg = NULL;
+  int expected = 0;
+  pthread_mutex_lock(&s->mu);
+  int ok = atomic_compare_exchange_strong(&s->running, &expected, 1);
+  if (ok) atomic_store(&s->cancel, 0);
+  pthread_mutex_unlock(&s->mu);
+  if (!ok) return AGENT_EBUSY;
+
+  qc_buf prompt;
+  qc_buf_init(&prompt, 0);
+  long before = 0, mid = 0, after = 0;
+  int rc = render_count(s, &prompt, &before);
+  if (rc) goto out;
+  /* a budget of nothing: every tool output but the newest few goes */
+  int keep = s->opts.keep_tool_outputs > 0 ? s->opts.keep_tool_outputs : AGENT__KEEP_TOOL_OUTPUTS;
+  long est = before;
+  int elided = elide(s, keep, &est, 0);
+  if ((rc = render_count(s, &prompt, &mid))) goto out;
+  /* the budget is the conversation as it is: the newer half stays, the rest is summarised */
+  char *serr = NULL;
+  int src = summarise(s, mid, &serr);
+  if (src == AGENT_ECANCELLED || atomic_load(&s->cancel)) {
+    free(serr);
+    rc = AGENT_ECANCELLED;
+    goto out;
+  }
+  if (src && src != AGENT_ECONTEXT) {
+    if (errmsg) *errmsg = serr;
+    else free(serr);
+    rc = src;
+    goto out;
+  }
+  free(serr);
+  if (src == AGENT_ECONTEXT && !elided) {
+    if (errmsg) *errmsg = strdup("nothing to compact: the conversation is still short");
+    rc = AGENT_ECONTEXT;
+    goto out;
+  }
+  if ((rc = render_count(s, &prompt, &after))) goto out;
+  *report = qc_asprintf("%ld -> %ld tokens (%d tool output%s elided%s)", before, after, elided, elided == 1 ? "" : "s",
+                        src == AGENT_OK ? ", earlier turns summarised" : "");
+  if (!*report) rc = AGENT_ENOMEM;
+out:
+  qc_buf_release(&prompt);
+  pthread_mutex_lock(&s->mu);
+  atomic_store(&s->running, 0);
+  pthread_mutex_unlock(&s->mu);
+  return rc;
 }

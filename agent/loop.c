@@ -64,6 +64,18 @@ int agent__session_append(agent_session *s, json_t *msg) {
   return AGENT_OK;
 }
 
+int agent__generate(agent_session *s, const agent__gen_req *req, agent__gen_res *res) {
+  if (s->opts.model_acquire && s->opts.model_acquire(s->opts.user, &s->cancel) != 0) {
+    memset(res, 0, sizeof *res);
+    res->finish = AGENT__FIN_CANCELLED;
+    res->n_prompt = -1;
+    return AGENT_OK;
+  }
+  int rc = s->backend->ops->generate(s->bind, req, res);
+  if (s->opts.model_acquire && s->opts.model_release) s->opts.model_release(s->opts.user);
+  return rc;
+}
+
 int agent__session_render(agent_session *s, qc_buf *out) {
   return agent__render(out, s->msgs, s->tools, 1, NULL);
 }
@@ -926,7 +938,7 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res) {
                           .tools = s->tools, .max_tokens = (int)max_reply, .stop = agent__chat_stops,
                           .cancel = &s->cancel, .on_text = gen_on_text, .on_native_call = gen_on_native, .user = &t};
     agent__gen_res gr = {0};
-    int grc = t.parser ? s->backend->ops->generate(s->bind, &req, &gr) : AGENT_ENOMEM;
+    int grc = t.parser ? agent__generate(s, &req, &gr) : AGENT_ENOMEM;
     res->n_model_calls++;
     int truncated = gr.finish == AGENT__FIN_LENGTH || gr.finish == AGENT__FIN_CONTEXT ||
                     gr.finish == AGENT__FIN_CANCELLED;

@@ -53,6 +53,10 @@ int agent__session_append(agent_session *s, json_t *msg /* stolen */);
 /* Emit an event (session_id filled in). */
 void agent__emit(agent_session *s, agent_event *ev);
 
+/* One model call through the session's gate (opts.model_acquire/release): a call that
+ * was cancelled while waiting for its turn is not made (res->finish CANCELLED). */
+int agent__generate(agent_session *s, const agent__gen_req *req, agent__gen_res *res);
+
 /* Render the conversation with the generation prompt into `out`. */
 int agent__session_render(agent_session *s, qc_buf *out);
 

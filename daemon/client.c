@@ -131,7 +131,7 @@ int rpc_client_connect_auto(const char *socket_path, const rpc_autostart *opts, 
   if (cl) abs_sock[cl++] = '/';
   memcpy(abs_sock + cl, socket_path, sl + 1);
   snprintf(idle, sizeof idle, "%u", opts->idle_timeout_s ? opts->idle_timeout_s : RPC_AUTOSTART_IDLE_TIMEOUT_S);
-  char *argv[10];
+  char *argv[20];
   int a = 0;
   argv[a++] = (char *)bin;
   argv[a++] = "serve";
@@ -143,6 +143,7 @@ int rpc_client_connect_auto(const char *socket_path, const rpc_autostart *opts, 
     argv[a++] = "--log-file";
     argv[a++] = (char *)opts->log_file;
   }
+  for (const char *const *x = opts->serve_args; x && *x && a < 18; x++) argv[a++] = (char *)*x;
   argv[a] = NULL;
 
   int errp[2];

@@ -33,6 +33,9 @@ typedef struct rpc_autostart {
   unsigned idle_timeout_s;    /* 0: RPC_AUTOSTART_IDLE_TIMEOUT_S */
   int wait_ms;                /* 0: RPC_AUTOSTART_WAIT_MS */
   const char *log_file;       /* NULL: the daemon's default (state dir) */
+  /* More arguments for `qcoder serve`, NULL-terminated (at most 8), e.g. {"--model",
+   * SPEC, NULL}: a daemon started by `qcoder acp --model X` has X as its default. */
+  const char *const *serve_args;
 } rpc_autostart;
 
 /* Connect, starting `qcoder serve --socket PATH --idle-timeout N` in the background

@@ -11,6 +11,7 @@
 #include "daemon/client.h"
 #include "daemon/commands.h"
 #include "daemon/server.h"
+#include "daemon/sessions.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@
 #include <unistd.h>
 
 const char cmd_serve_usage[] =
-    "usage: qcoder serve [--socket PATH | --stdio] [--idle-timeout SECONDS]\n"
+    "usage: qcoder serve [--socket PATH | --stdio] [--model SPEC] [--idle-timeout SECONDS]\n"
     "                    [--log-level LEVEL] [--log-file PATH] [--max-write-queue BYTES]\n"
     "\n"
     "Run the qcoder daemon: JSON-RPC 2.0 (Agent Client Protocol methods and _qcoder/*) on a\n"
@@ -32,6 +33,9 @@ const char cmd_serve_usage[] =
     "                         the directory). One daemon per socket: a second one exits 1.\n"
     "  --stdio                serve stdin/stdout as one connection (stdout: protocol only;\n"
     "                         logs go to stderr unless --log-file); exit when stdin closes\n"
+    "  --model SPEC           default model of sessions that name none: PATH.gguf,\n"
+    "                         http(s)://HOST:PORT/v1 (a remote OpenAI-compatible server) or\n"
+    "                         script:FILE (the scripted test double); loaded on first use\n"
     "  --idle-timeout SECONDS exit after this long with no connection (default 0 = never;\n"
     "                         daemons started automatically by clients use 1800)\n"
     "  --log-level LEVEL      error, warn, info (default), debug or trace\n"
@@ -107,6 +111,7 @@ static int serve_register_builtin(rpc_server *srv) {
 typedef int (*serve_module_fn)(rpc_server *srv);
 static const serve_module_fn serve_modules[] = {
     serve_register_builtin,
+    acp_register,
     NULL,
 };
 
@@ -133,7 +138,7 @@ static int parse_size(const char *s, unsigned long long max, unsigned long long 
 }
 
 int cmd_serve(int argc, char **argv) {
-  const char *socket_opt = NULL, *log_file = NULL, *level_name = "info";
+  const char *socket_opt = NULL, *log_file = NULL, *level_name = "info", *model = NULL;
   int use_stdio = 0;
   unsigned long long idle = 0, max_wq = 0;
   for (int i = 1; i < argc; i++) {
@@ -143,6 +148,9 @@ int cmd_serve(int argc, char **argv) {
     } else if ((v = opt_value(argc, argv, &i, "--socket"))) {
       if (!*v) return qc_cmd_usage_error("serve", "--socket needs a path");
       socket_opt = v;
+    } else if ((v = opt_value(argc, argv, &i, "--model"))) {
+      if (!*v) return qc_cmd_usage_error("serve", "--model needs a model spec (PATH.gguf, http(s)://URL or script:FILE)");
+      model = v;
     } else if ((v = opt_value(argc, argv, &i, "--log-file"))) {
       if (!*v) return qc_cmd_usage_error("serve", "--log-file needs a path");
       log_file = v;
@@ -180,6 +188,7 @@ int cmd_serve(int argc, char **argv) {
     goto out;
   }
 
+  acp_sessions_set_default_model(model);
   rpc_server_opts opts = {.idle_timeout_s = (unsigned)idle, .max_write_queue = (size_t)max_wq, .handle_signals = 1};
   srv = rpc_server_new(&opts);
   if (!srv) {
@@ -230,8 +239,10 @@ int cmd_serve(int argc, char **argv) {
             log_file ? "; log: " : "", log_file ? log_file : "");
   }
   rc = rpc_server_run(srv);
+  acp_sessions_shutdown(); /* join the agent's workers before the server goes */
 out:
   rpc_server_free(srv);
+  acp_sessions_free();
   qc_log_close();
   free(sock);
   free(default_log);

@@ -33,6 +33,7 @@ const qc_command qc_commands[] = {
     {"render", "print the exact prompt for a conversation", cmd_render_usage, cmd_render},
     {"models", "list the models in the cache, or show which one would be used", cmd_models_usage, cmd_models},
     {"pull", "download a GGUF model into the cache (resumable, checksummed)", cmd_pull_usage, cmd_pull},
+    {"acp", "speak the Agent Client Protocol on stdio (for Zed and other editors)", cmd_acp_usage, cmd_acp},
     {NULL, NULL, NULL, NULL},
 };
 

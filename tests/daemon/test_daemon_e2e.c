@@ -55,7 +55,8 @@ TEST(initialize_ping_status_and_errors) {
   ASSERT_EQ_INT(json_integer_value(json_object_get(res, "protocolVersion")), 1);
   ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(res, "agentInfo"), "name")), "qcoder");
   ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(res, "agentInfo"), "version")), QCODER_VERSION);
-  ASSERT(json_is_false(json_object_get(json_object_get(res, "agentCapabilities"), "loadSession")));
+  /* the ACP face (daemon/acp.c) is registered: session/load works */
+  ASSERT(json_is_true(json_object_get(json_object_get(res, "agentCapabilities"), "loadSession")));
   ASSERT(json_is_array(json_object_get(res, "authMethods")) && json_array_size(json_object_get(res, "authMethods")) == 0);
   json_decref(r);
   /* a newer client gets our version; a broken one gets -32602 */
