@@ -192,20 +192,23 @@ static void md_code(qc_buf *b, const char *s, size_t max) {
     run = *p == '`' ? run + 1 : 0;
     if (run > longest) longest = run;
   }
+  /* a space pads the span only when the text starts or ends with a backtick */
+  size_t len = strlen(s);
+  int pad = len && (s[0] == '`' || s[len - 1] == '`');
   for (int i = 0; i <= longest; i++) qc_buf_putc(b, '`');
-  qc_buf_putc(b, ' ');
+  if (pad) qc_buf_putc(b, ' ');
   size_t n = 0;
   for (const char *p = s; *p && n < max; p++, n++) {
     if (*p == '\n' || *p == '\r') qc_buf_putc(b, ' ');
     else if (*p == '|') qc_buf_puts(b, "\\|");
     else qc_buf_putc(b, *p);
   }
-  if (strlen(s) > max) qc_buf_puts(b, "…");
-  qc_buf_putc(b, ' ');
+  if (len > max) qc_buf_puts(b, "…");
+  if (pad) qc_buf_putc(b, ' ');
   for (int i = 0; i <= longest; i++) qc_buf_putc(b, '`');
 }
 
-/* A block quote, line by line; HTML neutralised. */
+/* A block quote, line by line (GitHub sanitises any HTML in it). */
 static void md_quote(qc_buf *b, const char *s) {
   const char *p = s;
   while (*p == '\n') p++;
@@ -215,7 +218,6 @@ static void md_quote(qc_buf *b, const char *s) {
   qc_buf_puts(b, "  > ");
   for (size_t i = 0; i < n; i++) {
     if (p[i] == '\n') qc_buf_puts(b, "\n  > ");
-    else if (p[i] == '<') qc_buf_puts(b, "&lt;");
     else qc_buf_putc(b, p[i]);
   }
   qc_buf_puts(b, "\n");
@@ -259,8 +261,9 @@ char *ft_report_markdown(const json_t *r) {
   md_code(&b, s_of(r, "model"), 200);
   qc_buf_printf(&b, " |\n| Tests | %lld: %lld failing before, %lld failing after |\n", i_of(tot, "tests"), f2p,
                 i_of(tot, "failing_after"));
-  qc_buf_printf(&b, "| Attempts | %lld in %lld group%s: %lld kept, %lld reverted |\n", i_of(tot, "attempts"),
-                i_of(tot, "groups"), i_of(tot, "groups") == 1 ? "" : "s", i_of(tot, "kept"), i_of(tot, "reverted"));
+  qc_buf_printf(&b, "| Attempts | %lld in %lld group%s: %lld kept, %lld reverted, %lld without a change |\n",
+                i_of(tot, "attempts"), i_of(tot, "groups"), i_of(tot, "groups") == 1 ? "" : "s", i_of(tot, "kept"),
+                i_of(tot, "reverted"), i_of(tot, "no_change"));
   qc_buf_printf(&b, "| Tokens | %lld prompt, %lld generated |\n", i_of(tot, "prompt_tokens"),
                 i_of(tot, "generated_tokens"));
   qc_buf_printf(&b, "| Time | %.1f s (agent %.1f s, tests %.1f s) |\n", d_of(r, "elapsed_s"), d_of(tot, "agent_time_s"),

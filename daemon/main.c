@@ -31,6 +31,7 @@ const qc_command qc_commands[] = {
     {"repomap", "print the ranked map of a repository's definitions", cmd_repomap_usage, cmd_repomap},
     {"checkpoint", "create, list, diff, restore or prune snapshots of a workspace", cmd_checkpoint_usage, cmd_checkpoint},
     {"render", "print the exact prompt for a conversation", cmd_render_usage, cmd_render},
+    {"fix-tests", "fix failing tests, keeping only changes that prove themselves", cmd_fixtests_usage, cmd_fixtests},
     {"models", "list the models in the cache, or show which one would be used", cmd_models_usage, cmd_models},
     {"pull", "download a GGUF model into the cache (resumable, checksummed)", cmd_pull_usage, cmd_pull},
     {"acp", "speak the Agent Client Protocol on stdio (for Zed and other editors)", cmd_acp_usage, cmd_acp},
