@@ -25,7 +25,6 @@
  */
 #include "daemon/commands.h"
 
-#include <git2.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -408,23 +407,6 @@ static int restore(fx *f, const char *id) {
   return 0;
 }
 
-/* Files named in a unified patch ("diff --git a/X b/Y" → Y). */
-static json_t *patch_files(const char *patch) {
-  json_t *a = json_array();
-  for (const char *p = patch; p && *p;) {
-    const char *e = strchr(p, '\n');
-    size_t n = e ? (size_t)(e - p) : strlen(p);
-    if (n > 11 && !strncmp(p, "diff --git ", 11)) {
-      const char *b = NULL;
-      for (const char *q = p + 11; q + 3 < p + n; q++)
-        if (!strncmp(q, " b/", 3)) b = q + 3;
-      if (b) json_array_append_new(a, json_stringn(b, (size_t)(p + n - b)));
-    }
-    p = e ? e + 1 : p + n;
-  }
-  return a;
-}
-
 static int looks_like_test_file(fx *f, const char *path) {
   for (size_t i = 0; i < f->n_tests; i++)
     if (f->tests[i].file && !strcmp(f->tests[i].file, path)) return 1;
@@ -464,15 +446,9 @@ static void on_update(void *user, const char *sid, const json_t *u) {
 static int connect_agent(fx *f) {
   if (f->acp) return 0;
   char why[512] = "";
-  char *sock = rpc_socket_path(NULL);
-  int fd = -1;
-  /* who starts the daemon stops it */
-  if (sock && rpc_client_connect(sock, &fd, why, sizeof why) == QC_OK) close(fd);
-  else f->started_daemon = 1;
-  free(sock);
   acp_client_opts o = {.autostart = 1, .on_request = on_request, .user = f, .client_name = "qcoder fix-tests",
                        .call_timeout_ms = FIX_SESSION_TIMEOUT_MS};
-  int rc = acp_client_open(&o, &f->acp, why, sizeof why);
+  int rc = wf_agent_open(&o, &f->acp, &f->started_daemon, why, sizeof why);
   if (rc != QC_OK) {
     set_error(f, "cannot reach the qcoder daemon: %s", *why ? why : rpc_strerror(rc));
     f->acp = NULL;
@@ -483,21 +459,7 @@ static int connect_agent(fx *f) {
 
 static void disconnect_agent(fx *f) {
   if (!f->acp) return;
-  if (f->started_daemon) {
-    /* stop it unless someone else is using it now */
-    json_t *st = NULL;
-    int code = 0;
-    char why[256];
-    if (acp_client_call(f->acp, "_qcoder/status", NULL, RPC_CLIENT_CALL_TIMEOUT_MS, &st, &code, why, sizeof why) ==
-            QC_OK &&
-        json_integer_value(json_object_get(st, "connections")) <= 1) {
-      json_t *r = NULL;
-      acp_client_call(f->acp, "_qcoder/shutdown", NULL, RPC_CLIENT_CALL_TIMEOUT_MS, &r, &code, why, sizeof why);
-      json_decref(r);
-    }
-    json_decref(st);
-  }
-  acp_client_close(f->acp);
+  wf_agent_close(f->acp, f->started_daemon);
   f->acp = NULL;
 }
 
@@ -773,7 +735,7 @@ static int attempt(fx *f, size_t gi, int n) {
     return 1;
   }
   json_decref(a->changed_files);
-  a->changed_files = patch_files(patch);
+  a->changed_files = wf_patch_files(patch);
   a->diffstat = stats;
   free(patch);
   size_t i;
@@ -1141,7 +1103,7 @@ static void finalize_changes(fx *f) {
   free(p);
   f->patch_info = json_pack("{s:s, s:O, s:O, s:O, s:o}", "file", "fix.patch", "files_changed",
                             json_object_get(stats, "files_changed"), "insertions", json_object_get(stats, "insertions"),
-                            "deletions", json_object_get(stats, "deletions"), "changed_files", patch_files(patch));
+                            "deletions", json_object_get(stats, "deletions"), "changed_files", wf_patch_files(patch));
   json_decref(stats);
   free(patch);
   if (f->commit_branch && f->n_kept > 0 && !atomic_load(&f->interrupted)) {
@@ -1203,37 +1165,6 @@ static int parse_num(const char *s, long lo, long hi, long *out) {
   if (!*s || *end || v < lo || v > hi) return -1;
   *out = v;
   return 0;
-}
-
-/* --commit BRANCH: a repository, and the branch does not exist yet. */
-static int check_branch(const char *root, const char *branch, char *why, size_t n) {
-  git_libgit2_init();
-  git_repository *repo = NULL;
-  git_reference *ref = NULL;
-  int ok = -1;
-  if (git_reference_is_valid_name(branch) == 0) {
-    char *full = qc_asprintf("refs/heads/%s", branch);
-    int valid = full && git_reference_is_valid_name(full);
-    free(full);
-    if (!valid) {
-      snprintf(why, n, "'%s' is not a valid branch name", branch);
-      goto out;
-    }
-  }
-  if (git_repository_open_ext(&repo, root, 0, NULL) != 0) {
-    snprintf(why, n, "--commit needs a git repository; %s is not in one", root);
-    goto out;
-  }
-  if (git_branch_lookup(&ref, repo, branch, GIT_BRANCH_LOCAL) == 0) {
-    snprintf(why, n, "the branch %s exists already", branch);
-    goto out;
-  }
-  ok = 0;
-out:
-  git_reference_free(ref);
-  git_repository_free(repo);
-  git_libgit2_shutdown();
-  return ok;
 }
 
 static void fx_release(fx *f) {
@@ -1334,7 +1265,7 @@ int cmd_fixtests(int argc, char **argv) {
   }
   if (f.commit_branch) {
     char why[512];
-    if (check_branch(f.root, f.commit_branch, why, sizeof why)) {
+    if (wf_check_new_branch(f.root, f.commit_branch, why, sizeof why)) {
       fprintf(stderr, "qcoder fix-tests: %s\n", why);
       fx_release(&f);
       return 2;

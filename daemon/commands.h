@@ -39,6 +39,7 @@ extern const char cmd_render_usage[];
 extern const char cmd_models_usage[];
 extern const char cmd_pull_usage[];
 extern const char cmd_fixtests_usage[];
+extern const char cmd_run_usage[];
 extern const char cmd_acp_usage[];
 
 int cmd_version(int argc, char **argv);
@@ -58,6 +59,7 @@ int cmd_render(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_fixtests(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_acp(int argc, char **argv);
 
 #endif

@@ -31,6 +31,7 @@ const qc_command qc_commands[] = {
     {"repomap", "print the ranked map of a repository's definitions", cmd_repomap_usage, cmd_repomap},
     {"checkpoint", "create, list, diff, restore or prune snapshots of a workspace", cmd_checkpoint_usage, cmd_checkpoint},
     {"render", "print the exact prompt for a conversation", cmd_render_usage, cmd_render},
+    {"run", "run the agent on one instruction, headless; verify and commit", cmd_run_usage, cmd_run},
     {"fix-tests", "fix failing tests, keeping only changes that prove themselves", cmd_fixtests_usage, cmd_fixtests},
     {"models", "list the models in the cache, or show which one would be used", cmd_models_usage, cmd_models},
     {"pull", "download a GGUF model into the cache (resumable, checksummed)", cmd_pull_usage, cmd_pull},

@@ -119,6 +119,23 @@ void wf_fmt_progress(char *out, size_t len, int width, uint64_t done, uint64_t t
 /* Columns of the terminal behind fd, 80 when unknown. */
 int wf_term_width(int fd);
 
+/* ---- the daemon, git ----------------------------------------------------------------- */
+
+struct acp_client;
+struct acp_client_opts;
+/* Connect an ACP client to the daemon, starting one when none answers (*started = 1 then:
+ * the command stops it again with wf_agent_close). QC_OK or an RPC_E* code with `why`. */
+int wf_agent_open(const struct acp_client_opts *o, struct acp_client **out, int *started, char *why, size_t why_len);
+/* Close the client; when `started`, shut the daemon down first unless another client is
+ * connected to it by now (that one keeps it; its idle timeout ends it later). */
+void wf_agent_close(struct acp_client *c, int started);
+
+/* --commit BRANCH: 0 when `root` is in a git repository and BRANCH is a valid name that
+ * does not exist yet; -1 with `why` otherwise. */
+int wf_check_new_branch(const char *root, const char *branch, char *why, size_t why_len);
+/* The paths a unified patch changes ("diff --git a/X b/Y" → Y), in order. */
+json_t *wf_patch_files(const char *patch);
+
 /* ---- the live view of an agent turn -------------------------------------------------- */
 
 /* What `qcoder run` and `fix-tests` show while the agent works, fed with the ACP
