@@ -33,11 +33,19 @@ void wf_agent_close(acp_client *c, int started) {
     json_t *st = NULL, *r = NULL;
     int code = 0;
     char why[256];
+    int stopping = 0;
     if (acp_client_call(c, "_qcoder/status", NULL, RPC_CLIENT_CALL_TIMEOUT_MS, &st, &code, why, sizeof why) == QC_OK &&
         json_integer_value(json_object_get(st, "connections")) <= 1)
-      acp_client_call(c, "_qcoder/shutdown", NULL, RPC_CLIENT_CALL_TIMEOUT_MS, &r, &code, why, sizeof why);
+      stopping = acp_client_call(c, "_qcoder/shutdown", NULL, RPC_CLIENT_CALL_TIMEOUT_MS, &r, &code, why, sizeof why) ==
+                 QC_OK;
+    char *sock = stopping ? rpc_socket_path(json_string_value(json_object_get(st, "socket"))) : NULL;
     json_decref(st);
     json_decref(r);
+    acp_client_close(c);
+    /* return when it is gone, so the next command does not find a daemon on its way out */
+    if (sock) rpc_client_wait_gone(sock, RPC_STOP_WAIT_MS);
+    free(sock);
+    return;
   }
   acp_client_close(c);
 }

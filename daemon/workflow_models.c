@@ -53,7 +53,7 @@ int wf_split_parse(const char *filename, size_t *stem_len, int *part, int *count
   if (!of) return 0;
   const char *c = of + 4, *d = of;
   while (d > filename && d[-1] >= '0' && d[-1] <= '9') d--;
-  if (d == of || d == filename || d[-1] != '-' || c == end) return 0;
+  if (d == of || d - 1 <= filename || d[-1] != '-' || c == end) return 0;
   for (const char *p = c; p < end; p++)
     if (*p < '0' || *p > '9') return 0;
   if (of - d > 5 || end - c > 5) return 0;
