@@ -46,7 +46,7 @@ const char cmd_fixtests_usage[] =
     "usage: qcoder fix-tests [--workspace DIR] [--model SPEC | --remote URL] [--max-attempts N]\n"
     "                        [--time-budget SECONDS] [--max-steps N] [--max-tokens N]\n"
     "                        [--report DIR] [--commit BRANCH] [--sandbox require|prefer|off]\n"
-    "                        [--test-timeout SECONDS] [--json] -- TEST_CMD...\n"
+    "                        [--test-timeout SECONDS] [--note TEXT] [--json] -- TEST_CMD...\n"
     "\n"
     "Run the test suite, and for each group of failing tests (same test file, same error)\n"
     "let the agent try a fix. A change is kept only if at least one failing test then passes\n"
@@ -76,6 +76,7 @@ const char cmd_fixtests_usage[] =
     "  --sandbox MODE         require (default), prefer (unsandboxed with a warning when\n"
     "                         bubblewrap cannot run), off\n"
     "  --test-timeout SECONDS one run of the suite (default 600)\n"
+    "  --note TEXT            a note shown at the top of the reports (why this run exists)\n"
     "  --json                 newline-delimited JSON events on stdout, the last one\n"
     "                         {\"type\": \"result\", …}\n"
     "\n"
@@ -146,6 +147,7 @@ typedef struct fx {
   tool_sandbox_policy sandbox;
   const char *sandbox_name;
   const char *commit_branch;
+  const char *note;
   char *report_dir;
   /* workspace */
   tool_ws *ws;
@@ -888,8 +890,7 @@ static json_t *build_report(fx *f, int exit_code) {
   json_object_set_new(r, "workspace", json_string(f->root));
   json_object_set_new(r, "model", str_or_null(f->model.spec));
   json_object_set_new(r, "model_source", str_or_null(f->model.source));
-  const char *note = getenv("QCODER_REPORT_NOTE");
-  if (note && *note) json_object_set_new(r, "random_weights_note", json_string(note));
+  if (f->note) json_object_set_new(r, "note", json_string(f->note));
   json_object_set_new(r, "started", json_string(started));
   json_object_set_new(r, "finished", json_string(finished));
   json_object_set_new(r, "elapsed_s", json_real((double)(qc_now_ms() - f->t0_ms) / 1000.0));
@@ -1215,6 +1216,7 @@ int cmd_fixtests(int argc, char **argv) {
     else if (!strcmp(a, "--remote") && more) remote_flag = argv[++i];
     else if (!strcmp(a, "--report") && more) report = argv[++i];
     else if (!strcmp(a, "--commit") && more) f.commit_branch = argv[++i];
+    else if (!strcmp(a, "--note") && more) f.note = argv[++i];
     else if (!strcmp(a, "--json")) f.json = 1;
     else if (!strcmp(a, "--max-attempts") && more) {
       if (parse_num(argv[++i], 1, 100, &v)) return qc_cmd_usage_error("fix-tests", "--max-attempts wants 1..100");

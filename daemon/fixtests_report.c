@@ -252,8 +252,11 @@ char *ft_report_markdown(const json_t *r) {
     qc_buf_printf(&b, "> **Stopped by an error:** %s\n\n", s_of(r, "error"));
   if (json_is_string(json_object_get(r, "stopped_by")) && !strcmp(s_of(r, "stopped_by"), "time_budget"))
     qc_buf_puts(&b, "> **The time budget ran out** before every group was tried.\n\n");
-  if (json_is_string(json_object_get(r, "random_weights_note")))
-    qc_buf_printf(&b, "> **Note:** %s\n\n", s_of(r, "random_weights_note"));
+  if (json_is_string(json_object_get(r, "note"))) {
+    qc_buf_puts(&b, "> **Note:** ");
+    md_cell(&b, s_of(r, "note"), 2000);
+    qc_buf_puts(&b, "\n\n");
+  }
 
   qc_buf_puts(&b, "| | |\n|---|---|\n| Command | ");
   md_code(&b, s_of(r, "command"), 200);

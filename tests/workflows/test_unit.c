@@ -252,21 +252,24 @@ TEST(gguf_header_of_real_truncated_and_garbage_files) {
     fclose(f);
     ASSERT_MSG(wf_gguf_peek(p, &h, why, sizeof why) != 0, "a file cut at %zu was accepted", cut);
   }
+  /* random damage to the header (the data region is left as a sparse hole of the same size) */
   uint32_t seed = 7;
+  size_t head = len < 8192 ? len : 8192;
+  char *copy = malloc(head);
   for (int round = 0; round < 300; round++) {
-    char *copy = malloc(len);
-    memcpy(copy, data, len);
+    memcpy(copy, data, head);
     for (int k = 0; k < 8; k++) {
       seed = seed * 1103515245u + 12345u;
       size_t at = (seed >> 8) % 4096;
       copy[at] = (char)(seed >> 3);
     }
     FILE *f = fopen(p, "wb");
-    fwrite(copy, 1, len, f);
+    fwrite(copy, 1, head, f);
+    ASSERT(ftruncate(fileno(f), (off_t)len) == 0);
     fclose(f);
     wf_gguf_peek(p, &h, why, sizeof why); /* any answer, never a crash or a hang */
-    free(copy);
   }
+  free(copy);
   qct_write_file(p, "<html>not a model</html>");
   ASSERT(wf_gguf_peek(p, &h, why, sizeof why) != 0);
   ASSERT_CONTAINS(why, "not a GGUF file");
