@@ -64,7 +64,7 @@ else
          "" \
          "That model has RANDOM WEIGHTS. It cannot fix anything: this run only shows the" \
          "machinery working end to end (suite run, failures grouped, agent sessions through" \
-         "the daemon, each change checked and reverted, reports written). Expect fix-tests to" \
+         "the daemon, every change checked against the suite, reports written). Expect fix-tests to" \
          "report the 3 failures as still failing and to exit 1 (\"some tests still fail\")." \
          "" \
          "To fix the bugs for real, get the model (18.6 GB) and run this script again:" \
@@ -126,7 +126,8 @@ case "$status" in
   1) if [ "$random_model" = 1 ]; then
        banner "quickstart: done — the machinery worked. fix-tests exited 1 (\"some tests still fail\")," \
               "which is the expected result with the RANDOM-WEIGHTS test model: it cannot fix code." \
-              "Every attempt it made was checked and reverted, and the workspace is as it was." \
+              "Every attempt was checked against the suite and nothing was kept, so the copy is" \
+              "as it was. The report shows each attempt and why it was not kept." \
               "" \
               "For the real thing:  $QCODER pull qwen3-coder-30b-a3b:q4_k_m   then run this again."
      else
