@@ -136,6 +136,7 @@ static void *ask_main(void *arg) {
   int fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) goto reply;
   wf_view_printf(a->r->view, "qcoder wants to run: %s", a->title);
+  wf_view_hold(a->r->view, 1);
   char q[] = "Allow? [y]es / [n]o / [a]lways in this session: ";
   if (write(fd, q, sizeof q - 1) < 0) goto reply;
   char line[64];
@@ -168,6 +169,7 @@ reply:
     }
     close(fd);
   }
+  wf_view_hold(a->r->view, 0);
   emit(a->r, json_pack("{s:s, s:s, s:s}", "type", "permission", "title", a->title, "outcome",
                        answer ? answer : "cancelled"));
   acp_client_reply(a->req, outcome(answer));

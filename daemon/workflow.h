@@ -167,6 +167,8 @@ void wf_view_begin(wf_view *v, const char *label);
 /* Finish a turn: flush a partial line of text, erase the status line. */
 void wf_view_end(wf_view *v);
 void wf_view_update(wf_view *v, const json_t *update);
+/* Hold (1) or resume (0) the status line — while a question waits on the terminal. */
+void wf_view_hold(wf_view *v, int hold);
 /* A line above the status line (printf-style; a newline is added). */
 void wf_view_printf(wf_view *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The assistant's text of the current turn (malloc'd; its last WF_VIEW_TEXT_MAX bytes). */

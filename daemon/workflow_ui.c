@@ -25,7 +25,7 @@ struct wf_view {
   pthread_mutex_t mu;
   pthread_cond_t cv;
   pthread_t ticker;
-  int ticker_on, quit, in_turn, status_drawn;
+  int ticker_on, quit, in_turn, status_drawn, held;
   char label[128];
   char tool[160];           /* the running tool's title */
   uint64_t turn_t0, call_t0;
@@ -46,7 +46,7 @@ static void erase_status(wf_view *v) {
 }
 
 static void draw_status(wf_view *v) {
-  if (!v->live || !v->in_turn) return;
+  if (!v->live || !v->in_turn || v->held) return;
   static const char spinner[] = "|/-\\";
   char line[512], el[32];
   wf_fmt_duration((double)(qc_now_ms() - v->turn_t0) / 1000.0, el, sizeof el);
@@ -177,6 +177,19 @@ void wf_view_end(wf_view *v) {
   erase_status(v);
   v->in_turn = 0;
   fflush(v->out);
+  pthread_mutex_unlock(&v->mu);
+}
+
+void wf_view_hold(wf_view *v, int hold) {
+  if (!v) return;
+  pthread_mutex_lock(&v->mu);
+  if (hold) {
+    flush_partial(v);
+    erase_status(v);
+    fflush(v->out);
+  }
+  v->held = hold;
+  if (!hold) draw_status(v);
   pthread_mutex_unlock(&v->mu);
 }
 
