@@ -203,55 +203,6 @@ static int py_number(qc_buf *b, const json_t *v) {
   return qc_buf_puts(b, f);
 }
 
-int agent__py_repr(qc_buf *b, const json_t *v) {
-  int rc = QC_OK;
-  switch (json_typeof(v)) {
-  case JSON_STRING:
-    return py_repr_string(b, json_string_value(v), json_string_length(v));
-  case JSON_INTEGER:
-  case JSON_REAL:
-    return py_number(b, v);
-  case JSON_TRUE:
-    return qc_buf_puts(b, "True");
-  case JSON_FALSE:
-    return qc_buf_puts(b, "False");
-  case JSON_NULL:
-    return qc_buf_puts(b, "None");
-  case JSON_ARRAY: {
-    rc = qc_buf_putc(b, '[');
-    size_t i;
-    json_t *e;
-    json_array_foreach(v, i, e) {
-      if (!rc && i) rc = qc_buf_puts(b, ", ");
-      if (!rc) rc = agent__py_repr(b, e);
-    }
-    if (!rc) rc = qc_buf_putc(b, ']');
-    return rc;
-  }
-  case JSON_OBJECT: {
-    rc = qc_buf_putc(b, '{');
-    const char *k;
-    json_t *e;
-    int first = 1;
-    json_object_foreach((json_t *)v, k, e) {
-      if (!rc && !first) rc = qc_buf_puts(b, ", ");
-      first = 0;
-      if (!rc) rc = py_repr_string(b, k, strlen(k));
-      if (!rc) rc = qc_buf_puts(b, ": ");
-      if (!rc) rc = agent__py_repr(b, e);
-    }
-    if (!rc) rc = qc_buf_putc(b, '}');
-    return rc;
-  }
-  }
-  return QC_EINVAL;
-}
-
-int agent__py_str(qc_buf *b, const json_t *v) {
-  if (json_is_string(v)) return qc_buf_append(b, json_string_value(v), json_string_length(v));
-  return agent__py_repr(b, v);
-}
-
 /* json.dumps string: escapes ", \, and control characters below 0x20 only
  * (ensure_ascii=False keeps everything else as is). */
 static int py_json_string(qc_buf *b, const char *s, size_t n) {
@@ -286,27 +237,37 @@ static int py_json_string(qc_buf *b, const char *s, size_t n) {
   return rc;
 }
 
-int agent__py_json(qc_buf *b, const json_t *v) {
+/* Python's repr() and json.dumps() walk values the same way and differ only in how they
+ * spell strings and the three literals; one walker serves both. */
+typedef struct py_style {
+  int (*string)(qc_buf *b, const char *s, size_t n);
+  const char *true_lit, *false_lit, *null_lit;
+} py_style;
+
+static const py_style py_repr_style = {py_repr_string, "True", "False", "None"};
+static const py_style py_json_style = {py_json_string, "true", "false", "null"};
+
+static int py_serialize(qc_buf *b, const json_t *v, const py_style *st) {
   int rc = QC_OK;
   switch (json_typeof(v)) {
   case JSON_STRING:
-    return py_json_string(b, json_string_value(v), json_string_length(v));
+    return st->string(b, json_string_value(v), json_string_length(v));
   case JSON_INTEGER:
   case JSON_REAL:
     return py_number(b, v);
   case JSON_TRUE:
-    return qc_buf_puts(b, "true");
+    return qc_buf_puts(b, st->true_lit);
   case JSON_FALSE:
-    return qc_buf_puts(b, "false");
+    return qc_buf_puts(b, st->false_lit);
   case JSON_NULL:
-    return qc_buf_puts(b, "null");
+    return qc_buf_puts(b, st->null_lit);
   case JSON_ARRAY: {
     rc = qc_buf_putc(b, '[');
     size_t i;
     json_t *e;
     json_array_foreach(v, i, e) {
       if (!rc && i) rc = qc_buf_puts(b, ", ");
-      if (!rc) rc = agent__py_json(b, e);
+      if (!rc) rc = py_serialize(b, e, st);
     }
     if (!rc) rc = qc_buf_putc(b, ']');
     return rc;
@@ -319,15 +280,24 @@ int agent__py_json(qc_buf *b, const json_t *v) {
     json_object_foreach((json_t *)v, k, e) {
       if (!rc && !first) rc = qc_buf_puts(b, ", ");
       first = 0;
-      if (!rc) rc = py_json_string(b, k, strlen(k));
+      if (!rc) rc = st->string(b, k, strlen(k));
       if (!rc) rc = qc_buf_puts(b, ": ");
-      if (!rc) rc = agent__py_json(b, e);
+      if (!rc) rc = py_serialize(b, e, st);
     }
     if (!rc) rc = qc_buf_putc(b, '}');
     return rc;
   }
   }
   return QC_EINVAL;
+}
+
+int agent__py_repr(qc_buf *b, const json_t *v) { return py_serialize(b, v, &py_repr_style); }
+
+int agent__py_json(qc_buf *b, const json_t *v) { return py_serialize(b, v, &py_json_style); }
+
+int agent__py_str(qc_buf *b, const json_t *v) {
+  if (json_is_string(v)) return qc_buf_append(b, json_string_value(v), json_string_length(v));
+  return agent__py_repr(b, v);
 }
 
 int agent__content_text(qc_buf *b, const json_t *content) {

@@ -38,7 +38,8 @@ const char cmd_serve_usage[] =
     "                         script:FILE (the scripted test double); loaded on first use\n"
     "  --idle-timeout SECONDS exit after this long with no connection (default 0 = never;\n"
     "                         daemons started automatically by clients use 1800)\n"
-    "  --log-level LEVEL      error, warn, info (default), debug or trace\n"
+    "  --log-level LEVEL      error, warn, info (default: $QCODER_LOG_LEVEL, else info), debug\n"
+    "                         or trace\n"
     "  --log-file PATH        log here (default: daemon.log in the state directory,\n"
     "                         $XDG_STATE_HOME/qcoder or ~/.local/state/qcoder)\n"
     "  --max-write-queue BYTES  drop a client that leaves this much unread (default 65 MiB)\n"
@@ -139,6 +140,8 @@ static int parse_size(const char *s, unsigned long long max, unsigned long long 
 
 int cmd_serve(int argc, char **argv) {
   const char *socket_opt = NULL, *log_file = NULL, *level_name = "info", *model = NULL;
+  /* daemons started by clients take their log level from the environment */
+  if (getenv("QCODER_LOG_LEVEL") && *getenv("QCODER_LOG_LEVEL")) level_name = getenv("QCODER_LOG_LEVEL");
   int use_stdio = 0;
   unsigned long long idle = 0, max_wq = 0;
   for (int i = 1; i < argc; i++) {

@@ -100,6 +100,13 @@ void acp_fairq_kick(acp_fairq *q) {
   pthread_mutex_unlock(&q->mu);
 }
 
+uint64_t acp_fairq_served(acp_fairq *q) {
+  pthread_mutex_lock(&q->mu);
+  uint64_t n = q->served;
+  pthread_mutex_unlock(&q->mu);
+  return n;
+}
+
 int acp_fairq_length(acp_fairq *q) {
   pthread_mutex_lock(&q->mu);
   int n = 0;
@@ -161,6 +168,7 @@ typedef struct sess {
 
   /* loop thread */
   int in_table;
+  int torn_down;            /* sess_teardown ran: the free is on its way */
   int busy;
   int closing;
   rpc_req *req;             /* the request the worker answers */
@@ -222,7 +230,8 @@ typedef struct svc {
 static svc *g_svc;
 static char *g_default_model;
 
-static void sess_teardown(sess *s);
+static void sess_teardown_at(sess *s, int line);
+#define sess_teardown(s) sess_teardown_at((s), __LINE__)
 static void teardown_job(void *arg);
 
 /* ---- jobs: tracked worker threads -------------------------------------------------------- */
@@ -411,7 +420,7 @@ static void table_remove(sess *s) {
 static sess *find_for(rpc_req *req, const char *id) {
   sess *s = id ? table_find(id) : NULL;
   if (!s || s->closing || s->conn_id != rpc_conn_id(rpc_req_conn(req))) {
-    rpc_req_errorf(req, RPC_INVALID_PARAMS,
+    rpc_req_errorf(req, ACP_RESOURCE_NOT_FOUND,
                    "unknown session '%s' on this connection: create one with session/new or open a saved one with "
                    "session/load",
                    id ? id : "");
@@ -974,7 +983,10 @@ static void sess_free(sess *s) {
 static void teardown_job(void *arg) { sess_free(arg); }
 
 /* Out of the table and freed on a worker (MCP servers take a moment to stop). */
-static void sess_teardown(sess *s) {
+static void sess_teardown_at(sess *s, int line) {
+  qc_debug("session %s: teardown (sessions.c:%d)%s", s->id, line, s->torn_down ? " AGAIN" : "");
+  if (s->torn_down) return;
+  s->torn_down = 1;
   table_remove(s);
   if (job_spawn(teardown_job, s) != QC_OK) sess_free(s);
 }
@@ -1064,7 +1076,7 @@ static void open_job(void *arg) {
   int rc = s->op.kind == ACP_OPEN_NEW ? agent_session_new(&so, &s->as, &err)
                                        : agent_session_resume(&so, s->op.session_id, &s->as, &err);
   if (rc != AGENT_OK) {
-    s->open_code = rc == AGENT_ENOTFOUND ? RPC_INVALID_PARAMS : rc == AGENT_EARG ? RPC_INVALID_PARAMS
+    s->open_code = rc == AGENT_ENOTFOUND ? ACP_RESOURCE_NOT_FOUND : rc == AGENT_EARG ? RPC_INVALID_PARAMS
                                                                                    : RPC_INTERNAL_ERROR;
     s->open_error = rc == AGENT_ENOTFOUND ? qc_asprintf("no saved session '%s' (session/list shows them)",
                                                         s->op.session_id)
@@ -1109,7 +1121,6 @@ static void open_done(rpc_server *srv, void *user) {
   sess *s = user;
   rpc_req *req = s->req;
   s->req = NULL;
-  s->busy = 0;
   rpc_conn *conn = rpc_server_find_conn(srv, s->conn_id);
   if (s->open_error || !s->open_result) {
     rpc_req_error(req, s->open_code ? s->open_code : RPC_INTERNAL_ERROR, s->open_error ? s->open_error : "failed",
@@ -1134,16 +1145,19 @@ static void open_done(rpc_server *srv, void *user) {
   g_svc->n_table++;
   json_t *result = s->open_result;
   s->open_result = NULL;
+  /* still busy: answering may close the connection (see prompt_done) */
+  rpc_conn_ref(conn);
   rpc_req_reply(req, result);
   qc_info("session %s %s on conn %llu (%s, %s)", s->id,
           s->op.kind == ACP_OPEN_NEW ? "created" : s->op.kind == ACP_OPEN_LOAD ? "loaded" : "resumed",
           (unsigned long long)s->conn_id, s->cwd, s->model);
-  rpc_conn_notify(conn, "session/update", json_pack("{s:s, s:o}", "sessionId", s->id, "update", commands_update()));
+  if (rpc_conn_is_open(conn))
+    rpc_conn_notify(conn, "session/update", json_pack("{s:s, s:o}", "sessionId", s->id, "update", commands_update()));
   size_t i;
   json_t *r;
   json_array_foreach(s->mcp_report, i, r) {
     const char *e = json_string_value(json_object_get(r, "error"));
-    if (!e) continue;
+    if (!e || !rpc_conn_is_open(conn)) continue;
     char *t = qc_asprintf("MCP server '%s' is not available: %s\n",
                           json_string_value(json_object_get(r, "name")) ?: "?", e);
     if (t)
@@ -1151,6 +1165,9 @@ static void open_done(rpc_server *srv, void *user) {
                       json_pack("{s:s, s:o}", "sessionId", s->id, "update", text_update("agent_message_chunk", t)));
     free(t);
   }
+  rpc_conn_unref(conn);
+  s->busy = 0;
+  if (s->closing) sess_teardown(s);
 }
 
 static void open_job_main(void *arg) {
@@ -1171,10 +1188,10 @@ static void replay_done(rpc_server *srv, void *user) {
   sess *s = user;
   rpc_req *req = s->req;
   s->req = NULL;
-  s->busy = 0;
   json_t *r = s->open_result;
   s->open_result = NULL;
-  rpc_req_reply(req, r ? r : json_object());
+  rpc_req_reply(req, r ? r : json_object()); /* may close the connection: see prompt_done */
+  s->busy = 0;
   if (s->closing) sess_teardown(s);
 }
 
@@ -1433,12 +1450,14 @@ static void prompt_job(void *arg) {
   if (atomic_load(&s->cancelled) && s->stop != AGENT_STOP_ERROR) s->stop = AGENT_STOP_CANCELLED;
 }
 
+/* Answering may close the connection at once (its peer already finished sending), and
+ * then on_conn_closed runs inside rpc_req_reply: the session stays `busy` until the
+ * answer is out, so that hook only marks it closing, and it is torn down here. */
 static void prompt_done(rpc_server *srv, void *user) {
   (void)srv;
   sess *s = user;
   rpc_req *req = s->req;
   s->req = NULL;
-  s->busy = 0;
   free(s->text);
   s->text = NULL;
   if (s->stop == AGENT_STOP_ERROR) {
@@ -1448,6 +1467,7 @@ static void prompt_done(rpc_server *srv, void *user) {
   }
   free(s->stop_error);
   s->stop_error = NULL;
+  s->busy = 0;
   if (s->closing) sess_teardown(s);
 }
 
@@ -1502,10 +1522,11 @@ void acp_session_set_mode(rpc_req *req, const char *session_id, agent_mode mode)
   sess *s = find_for(req, session_id);
   if (!s) return;
   agent_session_set_mode(s->as, mode);
-  rpc_req_reply(req, json_object());
+  /* the update first: answering may close the connection and free the session */
   rpc_conn_notify(rpc_req_conn(req), "session/update",
                   json_pack("{s:s, s:{s:s, s:s}}", "sessionId", s->id, "update", "sessionUpdate",
                             "current_mode_update", "currentModeId", agent_mode_name(mode)));
+  rpc_req_reply(req, json_object());
 }
 
 void acp_session_close(rpc_req *req, const char *session_id) {
@@ -1588,7 +1609,7 @@ static json_t *backends_json(void) {
     json_array_append_new(a, json_pack("{s:s, s:s, s:i, s:b, s:i, s:I}", "spec", be->spec, "kind",
                                        agent_backend_kind(be->b), "sessions", be->refs, "fairQueue", be->gated,
                                        "waiting", be->gated ? acp_fairq_length(&be->q) : 0, "modelCalls",
-                                       (json_int_t)be->q.served));
+                                       (json_int_t)acp_fairq_served(&be->q)));
   pthread_mutex_unlock(&g_svc->mu);
   return a;
 }

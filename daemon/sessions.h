@@ -68,6 +68,10 @@
 /* How often a waiter in the fair queue looks at its cancel flag. */
 #define ACP_FAIRQ_POLL_MS 100
 
+/* ACP's "resource not found": an unknown session id (the SDK treats it as "already
+ * closed" for session/close). */
+#define ACP_RESOURCE_NOT_FOUND -32002
+
 /* ---- the fair queue (FIFO across sessions, per backend) ----------------------------- */
 
 typedef struct acp_fairq_waiter {
@@ -92,8 +96,9 @@ int acp_fairq_enter(acp_fairq *q, acp_fairq_waiter *w, atomic_int *cancel);
 void acp_fairq_leave(acp_fairq *q, acp_fairq_waiter *w);
 /* Wake every waiter so it looks at its cancel flag now. */
 void acp_fairq_kick(acp_fairq *q);
-/* Waiters (including the holder). */
+/* Waiters (including the holder); turns granted so far. */
 int acp_fairq_length(acp_fairq *q);
+uint64_t acp_fairq_served(acp_fairq *q);
 
 /* ---- the service -------------------------------------------------------------------- */
 
