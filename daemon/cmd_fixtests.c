@@ -93,17 +93,6 @@ const char cmd_fixtests_usage[] =
     "Example:\n"
     "  qcoder fix-tests --max-attempts 2 --report /tmp/report -- make test\n";
 
-/* ---- limits, each with its reason ------------------------------------------------------ */
-
-#define FIX_DEFAULT_ATTEMPTS 3
-#define FIX_DEFAULT_STEPS 30
-/* Loading a large model can take minutes on a cold disk; session/new waits this long. */
-#define FIX_SESSION_TIMEOUT_MS 900000
-/* How often the deadline is checked. */
-#define FIX_DEADLINE_POLL_MS 100
-/* Test command as given, joined. */
-#define FIX_COMMAND_MAX 8192
-
 /* ---- state ---------------------------------------------------------------------------- */
 
 typedef struct tst {
@@ -449,7 +438,7 @@ static int connect_agent(fx *f) {
   if (f->acp) return 0;
   char why[512] = "";
   acp_client_opts o = {.autostart = 1, .on_request = on_request, .user = f, .client_name = "qcoder fix-tests",
-                       .call_timeout_ms = FIX_SESSION_TIMEOUT_MS};
+                       .call_timeout_ms = WF_SESSION_TIMEOUT_MS};
   int rc = wf_agent_open(&o, &f->acp, &f->started_daemon, why, sizeof why);
   if (rc != QC_OK) {
     set_error(f, "cannot reach the qcoder daemon: %s", *why ? why : rpc_strerror(rc));
@@ -507,7 +496,7 @@ static void *watch_deadline(void *arg) {
       atomic_store(&f->cancel_tests, 1);
       cancel_active(f);
     }
-    struct timespec ts = {0, FIX_DEADLINE_POLL_MS * 1000000L};
+    struct timespec ts = {0, WF_FIX_DEADLINE_POLL_MS * 1000000L};
     nanosleep(&ts, NULL);
   }
   return NULL;
@@ -1140,7 +1129,7 @@ static int safe_word(const char *s) {
 static char *join_command(int argc, char **argv) {
   if (argc == 1) return strdup(argv[0]);
   qc_buf b;
-  qc_buf_init(&b, FIX_COMMAND_MAX);
+  qc_buf_init(&b, WF_FIX_COMMAND_MAX);
   for (int i = 0; i < argc; i++) {
     if (i) qc_buf_putc(&b, ' ');
     if (safe_word(argv[i])) qc_buf_puts(&b, argv[i]);
@@ -1153,7 +1142,7 @@ static char *join_command(int argc, char **argv) {
       qc_buf_putc(&b, '\'');
     }
   }
-  if (b.len == 0 || b.len >= FIX_COMMAND_MAX - 1) {
+  if (b.len == 0 || b.len >= WF_FIX_COMMAND_MAX - 1) {
     qc_buf_release(&b);
     return NULL;
   }
@@ -1199,8 +1188,8 @@ int cmd_fixtests(int argc, char **argv) {
   fx f;
   memset(&f, 0, sizeof f);
   pthread_mutex_init(&f.mu, NULL);
-  f.max_attempts = FIX_DEFAULT_ATTEMPTS;
-  f.max_steps = FIX_DEFAULT_STEPS;
+  f.max_attempts = WF_FIX_DEFAULT_ATTEMPTS;
+  f.max_steps = WF_FIX_DEFAULT_STEPS;
   f.sandbox = TOOL_SANDBOX_REQUIRE;
   f.sandbox_name = "require";
   int i, rc = 2;

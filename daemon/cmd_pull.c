@@ -40,24 +40,6 @@
 #include "common/common.h"
 #include "daemon/workflow.h"
 
-/* ---- limits, each with its reason ------------------------------------------------------ */
-
-/* Attempts in a row that bring no new byte before giving up (a server that is down). */
-#define WF_PULL_MAX_FAILURES 6
-/* Pause before the first retry, doubled after each failure up to the maximum; reset when
- * an attempt made progress (a flaky link keeps going, a dead one stops in ~1 minute). */
-#define WF_PULL_RETRY_FIRST_MS 500
-#define WF_PULL_RETRY_MAX_MS 16000
-/* A transfer that moves less than 1 byte/s for this long is a stalled connection. */
-#define WF_PULL_STALL_S 60L
-#define WF_PULL_CONNECT_TIMEOUT_S 30L
-/* Redirects followed (Hugging Face: resolve → CDN, one or two hops). */
-#define WF_PULL_MAX_REDIRECTS 10L
-/* How often a terminal progress line is redrawn. */
-#define WF_PULL_REDRAW_MS 200
-/* Read size when hashing the bytes of a part file being resumed. */
-#define WF_PULL_HASH_CHUNK (1u << 20)
-
 const char cmd_pull_usage[] =
     "usage: qcoder pull NAME|URL [--sha256 HEX] [--quiet]\n"
     "\n"

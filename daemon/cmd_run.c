@@ -75,13 +75,6 @@ const char cmd_run_usage[] =
     "  qcoder run \"rename parse_cfg to config_parse and fix every caller\" --verify make\n"
     "  qcoder run --mode full-auto --verify 'make test' --commit fix/overflow \"fix the overflow in buf.c\"\n";
 
-/* A run may load a large model at session/new: wait this long for it. */
-#define RUN_SESSION_TIMEOUT_MS 900000
-#define RUN_VERIFY_TIMEOUT_S 600
-/* Lines of a failed verification's output shown (the rest is in --json). */
-#define RUN_VERIFY_TAIL_LINES 40
-#define RUN_INSTRUCTION_MAX (1u << 20)
-
 typedef struct rs {
   acp_client *acp;
   char *session;
@@ -249,7 +242,7 @@ static int parse_num(const char *s, long lo, long hi, long *out) {
 
 static char *read_stdin(void) {
   qc_buf b;
-  qc_buf_init(&b, RUN_INSTRUCTION_MAX);
+  qc_buf_init(&b, WF_RUN_INSTRUCTION_MAX);
   char chunk[4096];
   size_t n;
   while ((n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
@@ -365,7 +358,7 @@ int cmd_run(int argc, char **argv) {
   emit(&r, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "start", "workspace", root, "model", model.spec,
                      "model_source", model.source, "mode", mode, "checkpoint", cp));
   acp_client_opts o = {.autostart = 1, .on_request = on_request, .user = &r, .client_name = "qcoder run",
-                       .call_timeout_ms = RUN_SESSION_TIMEOUT_MS};
+                       .call_timeout_ms = WF_SESSION_TIMEOUT_MS};
   wf_interrupt_install(on_interrupt, &r, 3);
   int arc = wf_agent_open(&o, &r.acp, &started, why, sizeof why);
   if (arc != QC_OK) {
@@ -413,7 +406,7 @@ report:
   int done = stop && !strcmp(stop, "end_turn") && !error;
   if (done && verify && !wf_interrupted()) {
     if (!json) wf_view_printf(r.view, "verifying: %s", verify);
-    json_t *args = json_pack("{s:s, s:i}", "command", verify, "timeout_s", RUN_VERIFY_TIMEOUT_S);
+    json_t *args = json_pack("{s:s, s:i}", "command", verify, "timeout_s", WF_RUN_VERIFY_TIMEOUT_S);
     tool_result tr = {0};
     tool_call(ws, "run_command", args, NULL, &tr);
     json_decref(args);
@@ -493,7 +486,7 @@ report:
     }
     if (verified >= 0) {
       wf_view_printf(r.view, "   verify: %s — %s (exit %d)", verify, verified ? "passed" : "FAILED", verify_code);
-      if (!verified && verify_out) wf_view_printf(r.view, "%s", tail_lines(verify_out, RUN_VERIFY_TAIL_LINES));
+      if (!verified && verify_out) wf_view_printf(r.view, "%s", tail_lines(verify_out, WF_RUN_VERIFY_TAIL_LINES));
     } else if (verify && !done) {
       wf_view_printf(r.view, "   verify: not run (the agent did not finish)");
     }

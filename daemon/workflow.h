@@ -33,6 +33,39 @@
 /* Split GGUF files ("-00001-of-00006"): llama.cpp's gguf-split writes five digits. */
 #define WF_SPLIT_MAX_PARTS 99999
 
+/* Loading a large model can take minutes on a cold disk: session/new waits this long
+ * (run, fix-tests). */
+#define WF_SESSION_TIMEOUT_MS 900000
+
+/* qcoder run: --verify's timeout (a full build and test run); lines of a failed
+ * verification's output shown (all of it is in --json); the instruction's size. */
+#define WF_RUN_VERIFY_TIMEOUT_S 600
+#define WF_RUN_VERIFY_TAIL_LINES 40
+#define WF_RUN_INSTRUCTION_MAX (1u << 20)
+
+/* qcoder fix-tests: attempts per group and model calls per attempt unless told (a loop
+ * ends; hard suites raise them); how often the time budget is checked; the joined test
+ * command. */
+#define WF_FIX_DEFAULT_ATTEMPTS 3
+#define WF_FIX_DEFAULT_STEPS 30
+#define WF_FIX_DEADLINE_POLL_MS 100
+#define WF_FIX_COMMAND_MAX 8192
+
+/* qcoder pull. Attempts in a row that bring no new byte before giving up (a server that
+ * is down). The pause before a retry starts at FIRST and doubles up to MAX; it resets
+ * when an attempt made progress (a flaky link keeps going, a dead one stops in about a
+ * minute). A transfer moving less than 1 byte/s for STALL seconds is a stalled
+ * connection. Redirects: Hugging Face sends resolve → CDN, one or two hops. The
+ * progress line is redrawn every REDRAW ms; a resumed part is re-hashed in chunks. */
+#define WF_PULL_MAX_FAILURES 6
+#define WF_PULL_RETRY_FIRST_MS 500
+#define WF_PULL_RETRY_MAX_MS 16000
+#define WF_PULL_STALL_S 60L
+#define WF_PULL_CONNECT_TIMEOUT_S 30L
+#define WF_PULL_MAX_REDIRECTS 10L
+#define WF_PULL_REDRAW_MS 200
+#define WF_PULL_HASH_CHUNK (1u << 20)
+
 /* ---- GGUF header ------------------------------------------------------------------- */
 
 typedef struct wf_gguf_head {
