@@ -408,7 +408,8 @@ report:
     if (!json) wf_view_printf(r.view, "verifying: %s", verify);
     json_t *args = json_pack("{s:s, s:i}", "command", verify, "timeout_s", WF_RUN_VERIFY_TIMEOUT_S);
     tool_result tr = {0};
-    tool_call(ws, "run_command", args, NULL, &tr);
+    tool_call_opts to = {.cancel = &r.cancelled}; /* Ctrl-C stops the verification too */
+    tool_call(ws, "run_command", args, &to, &tr);
     json_decref(args);
     const json_t *ex = json_object_get(tr.data, "exit");
     if (tr.ok && ex) {
@@ -425,7 +426,7 @@ report:
                        "exitCode", verify_code, "output", verify_out ? verify_out : ""));
     tool_result_release(&tr);
   }
-  if (done && branch && verified != 0 && json_array_size(changed) > 0) {
+  if (done && branch && verified != 0 && json_array_size(changed) > 0 && !wf_interrupted()) {
     char *msg = qc_asprintf("qcoder run: %.*s\n\n%s\n", (int)strcspn(instruction, "\n"), instruction, instruction);
     char *e2 = NULL;
     int crc = tool_git_commit_branch(ws, branch, msg ? msg : "qcoder run", &commit, &e2);
@@ -443,6 +444,7 @@ report:
     rc = 3;
   else if (!strcmp(stop, "end_turn")) rc = verified == 0 ? 1 : 0;
   else rc = 2; /* refusal, or a reason this client does not know */
+  if (!error && wf_interrupted()) rc = 3; /* Ctrl-C after the turn, during --verify */
   wf_view_stats st = {0};
   if (r.view) wf_view_get_stats(r.view, &st);
   double elapsed = (double)(qc_now_ms() - t0) / 1000.0;

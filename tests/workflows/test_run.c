@@ -269,4 +269,33 @@ TEST(run_ctrl_c_cancels_cleanly_with_exit_3) {
   free(out), free(outp), free(errp), free(model), free(sc), free(ws), free(env);
 }
 
+TEST(run_draws_a_live_status_line_on_a_terminal) {
+  if (wf_sh(NULL, "command -v script >/dev/null && script -qc true /dev/null >/dev/null 2>&1") != 0)
+    SKIP("script(1) cannot give this test a terminal");
+  if (!wf_sandbox_works()) SKIP("bubblewrap cannot run here");
+  char *env = wf_env("wf-run-env");
+  char *ws = fixture();
+  json_t *r = rename_replies(1);
+  size_t i;
+  json_t *e;
+  json_t *slow = json_array();
+  json_array_foreach(r, i, e) json_array_append_new(slow, json_pack("{s:O, s:i}", "text", e, "delay_ms", 15));
+  json_decref(r);
+  char *sc = script(env, slow);
+  char *out = NULL;
+  int rc = wf_sh(&out, "script -qec \"'%s' run --workspace '%s' --model 'script:%s' --verify make rename\" /dev/null",
+                 qct_qcoder_bin(), ws, sc);
+  ASSERT_EQ_INT(rc, 0);
+  ASSERT_CONTAINS(out, "\r\033[K");          /* redrawn in place */
+  ASSERT_CONTAINS(out, " step 1 · ");
+  ASSERT_CONTAINS(out, " · edit_file config.h · ");
+  ASSERT_CONTAINS(out, " tok/s · ");
+  ASSERT_CONTAINS(out, "  ✓ edit_file main.c");
+  ASSERT_CONTAINS(out, "Renamed parse_cfg to config_parse");
+  ASSERT_CONTAINS(out, "changed 3 files, +3 −3");
+  ASSERT_CONTAINS(out, "verify: make — passed (exit 0)");
+  ASSERT(wf_daemon_gone());
+  free(out), free(sc), free(ws), free(env);
+}
+
 QC_TEST_MAIN
