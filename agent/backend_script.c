@@ -24,6 +24,14 @@
  * turn), so a test can check exactly what the model would have seen (the FIM prompt of
  * an inline completion, the rendered conversation of a turn). It exists for tests only;
  * the real backends have no such log.
+ *
+ * Several sessions with different replies (one agent session per group of failing tests
+ * in `qcoder fix-tests`): FILE may instead be an object
+ *   {"sessions": [{"match": "TEXT", "replies": [...]}, ...], "replies": [...]}
+ * A session's first model call picks the first entry whose "match" occurs in the
+ * session's first user message; the top-level "replies" (optional) serve a session that
+ * matches none. The choice holds for the session's life, so its later calls continue
+ * down the same list — deterministic whatever order the sessions run in.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,7 +46,8 @@
 #include "common/common.h"
 
 typedef struct script {
-  json_t *entries;
+  json_t *entries;   /* the replies of a plain script, or the top-level "replies" (may be NULL) */
+  json_t *sessions;  /* [{"match", "replies"}] or NULL */
   char *path;
   int has_raw;  /* some entries are for raw completions only */
 } script;
@@ -72,7 +81,41 @@ static int entry_is_raw(const json_t *e) { return json_is_object(e) && json_is_t
 struct agent__bind {
   agent_backend *b;
   size_t cursor;
+  const json_t *replies;  /* chosen at the first call (borrowed from the script) */
+  int chosen;
 };
+
+/* The text of the first user message in a rendered prompt (Qwen3-Coder's template). */
+static const char *first_user(const char *prompt, size_t len, size_t *n) {
+  static const char open[] = "<|im_start|>user\n", close[] = "<|im_end|>";
+  const char *s = memmem(prompt, len, open, sizeof open - 1);
+  if (!s) {
+    *n = len;
+    return prompt;
+  }
+  s += sizeof open - 1;
+  const char *e = memmem(s, len - (size_t)(s - prompt), close, sizeof close - 1);
+  *n = e ? (size_t)(e - s) : len - (size_t)(s - prompt);
+  return s;
+}
+
+static void choose(agent__bind *x, const agent__gen_req *req) {
+  script *sc = x->b->impl;
+  x->chosen = 1;
+  x->replies = sc->entries;
+  if (!sc->sessions) return;
+  size_t n;
+  const char *u = first_user(req->prompt ? req->prompt : "", req->prompt ? req->prompt_len : 0, &n);
+  size_t i;
+  json_t *e;
+  json_array_foreach(sc->sessions, i, e) {
+    const char *m = json_string_value(json_object_get(e, "match"));
+    if (m && *m && memmem(u, n, m, strlen(m))) {
+      x->replies = json_object_get(e, "replies");
+      return;
+    }
+  }
+}
 
 static int s_bind(agent_backend *b, agent__bind **out, char **errmsg) {
   (void)errmsg;
@@ -102,19 +145,22 @@ static int s_generate(agent__bind *x, const agent__gen_req *req, agent__gen_res 
   script *sc = x->b->impl;
   res->n_prompt = agent__estimate_tokens(req->prompt_len);
   log_prompt(req);
-  size_t n = json_array_size(sc->entries);
+  if (!x->chosen) choose(x, req);
+  size_t n = json_array_size(x->replies);
   if (sc->has_raw) /* raw completions and turns each take their own entries */
-    while (x->cursor < n && entry_is_raw(json_array_get(sc->entries, x->cursor)) != (req->raw != 0)) x->cursor++;
+    while (x->cursor < n && entry_is_raw(json_array_get(x->replies, x->cursor)) != (req->raw != 0)) x->cursor++;
   if (x->cursor >= n) {
     res->finish = AGENT__FIN_ERROR;
     res->code = AGENT_ESCRIPT;
-    res->error = sc->has_raw ? qc_asprintf("the scripted test backend %s has no %s reply left: the script is "
-                                           "exhausted", sc->path, req->raw ? "raw (\"raw\": true)" : "turn")
+    res->error = !x->replies ? qc_asprintf("the scripted test backend %s has no session whose \"match\" is in this "
+                                           "session's first message, and no default \"replies\"", sc->path)
+                 : sc->has_raw ? qc_asprintf("the scripted test backend %s has no %s reply left: the script is "
+                                             "exhausted", sc->path, req->raw ? "raw (\"raw\": true)" : "turn")
                              : qc_asprintf("the scripted test backend %s has no reply #%zu (it holds %zu): the script "
                                            "is exhausted", sc->path, x->cursor + 1, n);
     return res->code;
   }
-  json_t *e = json_array_get(sc->entries, x->cursor++);
+  json_t *e = json_array_get(x->replies, x->cursor++);
   const char *text = json_string_value(json_is_object(e) ? json_object_get(e, "text") : e);
   size_t len = text ? strlen(text) : 0;
   const char *finish = json_string_value(json_object_get(e, "finish"));
@@ -160,6 +206,7 @@ static void s_close(agent_backend *b) {
   script *sc = b->impl;
   if (!sc) return;
   json_decref(sc->entries);
+  json_decref(sc->sessions);
   free(sc->path);
   free(sc);
 }
@@ -185,31 +232,62 @@ int agent__script_open(agent_backend *b, char **errmsg) {
     return AGENT_ESPEC;
   }
   json_error_t jerr;
-  json_t *entries = json_loadb(data, len, 0, &jerr);
+  json_t *top = json_loadb(data, len, 0, &jerr);
   free(data);
-  if (!json_is_array(entries)) {
+  json_t *entries = NULL, *sessions = NULL;
+  if (json_is_array(top)) {
+    entries = json_incref(top);
+  } else if (json_is_object(top) && json_is_array(json_object_get(top, "sessions"))) {
+    sessions = json_incref(json_object_get(top, "sessions"));
+    entries = json_incref(json_object_get(top, "replies")); /* may be NULL */
+  }
+  json_decref(top);
+  if (!entries && !sessions) {
     if (errmsg)
-      *errmsg = entries ? qc_asprintf("the script %s must be a JSON array of strings", path)
-                        : qc_asprintf("the script %s is not JSON: %s (line %d)", path, jerr.text, jerr.line);
-    json_decref(entries);
+      *errmsg = top ? qc_asprintf("the script %s must be a JSON array of strings (or {\"sessions\": [...]})", path)
+                    : qc_asprintf("the script %s is not JSON: %s (line %d)", path, jerr.text, jerr.line);
     return AGENT_ESPEC;
   }
-  size_t i;
-  json_t *e;
-  json_array_foreach(entries, i, e) {
-    if (json_is_string(e) || (json_is_object(e) && json_is_string(json_object_get(e, "text")))) continue;
-    if (errmsg) *errmsg = qc_asprintf("the script %s: entry %zu is not a string (nor {\"text\": …})", path, i + 1);
+  /* every list of replies: strings or {"text": …}; every session: a match and its replies */
+  int bad = entries && !json_is_array(entries);
+  size_t i, k;
+  json_t *e, *s;
+  json_array_foreach(sessions, k, s) {
+    if (!json_is_string(json_object_get(s, "match")) || !json_is_array(json_object_get(s, "replies"))) {
+      if (errmsg) *errmsg = qc_asprintf("the script %s: session %zu needs \"match\" (a string) and \"replies\" (an "
+                                        "array)", path, k + 1);
+      bad = 2;
+      break;
+    }
+  }
+  for (k = 0; !bad && k <= json_array_size(sessions); k++) {
+    json_t *list = k < json_array_size(sessions) ? json_object_get(json_array_get(sessions, k), "replies") : entries;
+    json_array_foreach(list, i, e) {
+      if (json_is_string(e) || (json_is_object(e) && json_is_string(json_object_get(e, "text")))) continue;
+      if (errmsg) *errmsg = qc_asprintf("the script %s: entry %zu is not a string (nor {\"text\": …})", path, i + 1);
+      bad = 2;
+      break;
+    }
+  }
+  if (bad) {
+    if (bad == 1 && errmsg) *errmsg = qc_asprintf("the script %s: \"replies\" must be an array", path);
     json_decref(entries);
+    json_decref(sessions);
     return AGENT_ESPEC;
   }
   script *sc = calloc(1, sizeof *sc);
   if (!sc || !(sc->path = strdup(path))) {
     free(sc);
     json_decref(entries);
+    json_decref(sessions);
     return AGENT_ENOMEM;
   }
+  sc->sessions = sessions;
   sc->entries = entries;
   json_array_foreach(entries, i, e) sc->has_raw |= entry_is_raw(e);
+  json_array_foreach(sessions, k, s) {
+    json_array_foreach(json_object_get(s, "replies"), i, e) sc->has_raw |= entry_is_raw(e);
+  }
   b->impl = sc;
   b->ops = &k_script_ops;
   return AGENT_OK;

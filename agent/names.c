@@ -139,8 +139,12 @@ json_t *agent_event_to_acp(const agent_event *ev) {
     break;
   }
   case AGENT_EVENT_USAGE:
-    u = json_pack("{s:s, s:I, s:I}", "sessionUpdate", "usage_update", "used", (json_int_t)ev->used_tokens,
-                  "size", (json_int_t)ev->context_size);
+    /* qcoder's own counts of the model call ride in _meta (ACP allows _meta everywhere):
+     * `qcoder run` shows tokens/s and fix-tests reports tokens per attempt from them */
+    u = json_pack("{s:s, s:I, s:I, s:{s:{s:I, s:I, s:I}}}", "sessionUpdate", "usage_update", "used",
+                  (json_int_t)ev->used_tokens, "size", (json_int_t)ev->context_size, "_meta", "qcoder",
+                  "promptTokens", (json_int_t)ev->prompt_tokens, "reusedTokens", (json_int_t)ev->reused_tokens,
+                  "generatedTokens", (json_int_t)ev->generated_tokens);
     break;
   case AGENT_EVENT_COMPACTION:
   case AGENT_EVENT_STOP:

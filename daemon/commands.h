@@ -36,6 +36,10 @@ extern const char cmd_tool_usage[];
 extern const char cmd_repomap_usage[];
 extern const char cmd_checkpoint_usage[];
 extern const char cmd_render_usage[];
+extern const char cmd_models_usage[];
+extern const char cmd_pull_usage[];
+extern const char cmd_fixtests_usage[];
+extern const char cmd_run_usage[];
 extern const char cmd_acp_usage[];
 extern const char cmd_lsp_usage[];
 
@@ -53,6 +57,10 @@ int cmd_tool(int argc, char **argv);
 int cmd_repomap(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_render(int argc, char **argv);
+int cmd_models(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_fixtests(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_acp(int argc, char **argv);
 int cmd_lsp(int argc, char **argv);
 
