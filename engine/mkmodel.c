@@ -378,19 +378,20 @@ static int emit_tensor(eng__gguf_writer *w, eng__pool *pool, const tdesc *t, uin
   j.cur_rows = rows < rows_per_chunk ? rows : rows_per_chunk;
   draw_rows(&j, j.cur, j.cur_rows);
   const int nth = eng__pool_size(pool);
-  for (uint64_t r0 = 0; r0 < rows; r0 += j.cur_rows) {
-    uint64_t left = rows - r0 - j.cur_rows;
+  uint64_t done = 0;
+  while (j.cur_rows) {
+    uint64_t left = rows - done - j.cur_rows;
     j.next_rows = left < rows_per_chunk ? left : rows_per_chunk;
     j.rows_per_task = (j.cur_rows + (uint64_t)nth * 4 - 1) / ((uint64_t)nth * 4);
     if (!j.rows_per_task) j.rows_per_task = 1;
     eng__pool_run(pool, emit_task, &j, 1 + (int)((j.cur_rows + j.rows_per_task - 1) / j.rows_per_task));
     int rc = eng__gguf_writer_write(w, qbuf, j.cur_rows * j.rb, err);
     if (rc) return rc;
+    done += j.cur_rows;
     float *tmp = j.cur;
     j.cur = j.next;
     j.next = tmp;
     j.cur_rows = j.next_rows;
-    if (!j.cur_rows) break;
   }
   return 0;
 }

@@ -250,10 +250,12 @@ static void mk(const char *name, const char *type, const char *arch, uint64_t se
 
 TEST(mkmodel_round_trip_same_weights) {
   char f32[600], q8[600], q8b[600], other[600];
-  mk("f32.gguf", "f32", NULL, 11, 0, f32, sizeof f32);
-  mk("q8.gguf", "q8_0", NULL, 11, 0, q8, sizeof q8);
-  mk("q8b.gguf", "q8_0", NULL, 11, 0, q8b, sizeof q8b);
-  mk("other.gguf", "q8_0", NULL, 12, 0, other, sizeof other);
+  /* 20011 embedding rows of 64: more than one 1M-value chunk, the last one partial, so the
+   * pipelined writer (draw the next chunk while quantising this one) is exercised */
+  mk("f32.gguf", "f32", NULL, 11, 20011, f32, sizeof f32);
+  mk("q8.gguf", "q8_0", NULL, 11, 20011, q8, sizeof q8);
+  mk("q8b.gguf", "q8_0", NULL, 11, 20011, q8b, sizeof q8b);
+  mk("other.gguf", "q8_0", NULL, 12, 20011, other, sizeof other);
   size_t la, lb, lc;
   char *a = qct_read_file(q8, &la), *b = qct_read_file(q8b, &lb), *c = qct_read_file(other, &lc);
   ASSERT(la == lb && memcmp(a, b, la) == 0);   /* same seed, same bytes */
