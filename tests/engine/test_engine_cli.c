@@ -23,6 +23,8 @@ static int run(char **out, const char *fmt, ...) {
   return qct_run(cmd, out);
 }
 
+#define ASSERT_NE_EXIT(x) ASSERT((x) != 0)
+
 TEST(model_info_text_and_json) {
   char *m = qct_data_path("oracle/models/small-qwen3moe-q4_k_m.gguf");
   char *out;
@@ -170,7 +172,14 @@ TEST(mkmodel_then_model_info_and_generate) {
   ASSERT_CONTAINS(out, "4096 tokens, 3814 merges");
   free(out);
   ASSERT_EQ_INT(run(&out, "generate --model '%s' --tokens 5,6,7 -n 4 --temp 0 2>&1 >/dev/null", out_path), 0);
+  ASSERT_CONTAINS(out, "kernels ");
+  free(out);
+  /* a forced path is used and named; an unknown one is refused */
+  ASSERT_EQ_INT(run(&out, "generate --model '%s' --tokens 5,6,7 -n 4 --temp 0 --kernels scalar 2>&1 >/dev/null", out_path), 0);
   ASSERT_CONTAINS(out, "kernels scalar");
+  free(out);
+  ASSERT_NE_EXIT(run(&out, "generate --model '%s' --tokens 5,6,7 -n 4 --temp 0 --kernels bogus 2>&1", out_path));
+  ASSERT_CONTAINS(out, "unknown kernel path 'bogus'");
   free(out);
   ASSERT_EQ_INT(run(&out, "mkmodel --preset tiny 2>&1"), 2);
   ASSERT_CONTAINS(out, "-o OUT.gguf is required");
