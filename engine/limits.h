@@ -48,6 +48,10 @@
 /* Attention block: KV positions scored at a time (online softmax); K and V of a block of
  * one KV head stay in L1 (2 · 32 · 128 · 4 B = 32 KB). Divides ENG__KV_CHUNK. */
 #define ENG__ATT_BLOCK 32u
+/* Pause instructions a pool thread spins before it sleeps (~100 µs on current x86: PAUSE
+ * is ~65 cycles on Zen, ~140 on Skylake+). Long enough to bridge the serial gaps between
+ * the runs of one decoded token, short enough not to burn a shared core while idle. */
+#define ENG__POOL_SPIN 4000
 /* Stop strings per generation and their length: they are matched on every token. */
 #define ENG__MAX_STOP 64u
 #define ENG__MAX_STOP_LEN 1024u
