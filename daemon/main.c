@@ -28,6 +28,7 @@ const qc_command qc_commands[] = {
     {"generate", "generate text with a local model", cmd_generate_usage, cmd_generate},
     {"logits", "print the top logits for a list of token ids", cmd_logits_usage, cmd_logits},
     {"mkmodel", "write a synthetic model with random weights", cmd_mkmodel_usage, cmd_mkmodel},
+    {"bench", "measure prompt and generation speed of a local model", cmd_bench_usage, cmd_bench},
     {NULL, NULL, NULL, NULL},
 };
 

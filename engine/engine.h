@@ -98,6 +98,10 @@ const eng_hparams *eng_model_hparams(const eng_model *m);
 const char *eng_model_chat_template(const eng_model *m);
 /* The kernel path in use: "scalar", "avx2" or "avx512". */
 const char *eng_model_kernels(const eng_model *m);
+/* Bytes of weights one decoded token reads: every attention matrix, the router, the
+ * selected experts' slices (n_expert_used of each stack), norms, one embedding row and
+ * the LM head. Divided into the machine's read bandwidth it bounds decode speed. */
+uint64_t eng_model_active_bytes(const eng_model *m);
 /* Worker threads of the forward pass (the caller's thread counts as one). */
 int eng_model_threads(const eng_model *m);
 /* Bytes of KV cache all sessions hold now, and sessions evicted so far (budget). */

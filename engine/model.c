@@ -407,6 +407,25 @@ void eng_model_close(eng_model *m) {
 const eng_hparams *eng_model_hparams(const eng_model *m) { return &m->hp; }
 const char *eng_model_chat_template(const eng_model *m) { return m->chat_template; }
 const char *eng_model_kernels(const eng_model *m) { return m->k->name; }
+static uint64_t w_bytes(const eng__w *w) { return (uint64_t)w->row_bytes * w->ne1; }
+
+uint64_t eng_model_active_bytes(const eng_model *m) {
+  if (m->vocab_only) return 0;
+  const eng_hparams *hp = &m->hp;
+  uint64_t b = m->tok_embd.row_bytes + w_bytes(&m->output) + 4ull * hp->n_embd;
+  for (uint32_t il = 0; il < hp->n_layer; il++) {
+    const eng__layer *L = &m->layers[il];
+    b += w_bytes(&L->wq) + w_bytes(&L->wk) + w_bytes(&L->wv) + w_bytes(&L->wo);
+    b += 4ull * (2 * hp->n_embd + 2 * hp->head_dim);  /* norms */
+    if (m->moe)
+      b += w_bytes(&L->gate_inp) +
+           (uint64_t)hp->n_expert_used * (w_bytes(&L->gate_exps) + w_bytes(&L->up_exps) + w_bytes(&L->down_exps));
+    else
+      b += w_bytes(&L->ffn_gate) + w_bytes(&L->ffn_up) + w_bytes(&L->ffn_down);
+  }
+  return b;
+}
+
 int eng_model_threads(const eng_model *m) { return m->pool ? eng__pool_size(m->pool) : 0; }
 
 size_t eng_model_kv_bytes(eng_model *m) {
