@@ -49,6 +49,7 @@ typedef struct mm_seg {
    * leaves silu(y)·yu in y */
   const eng__w *U;
   float *yu;
+  const void *panel; /* activations as int8 GEMM panels, or NULL (vec_dot rows) */
   int64_t chunk;   /* rows per task */
   int first_task;  /* tasks of this segment: first_task .. next segment's first_task-1 */
 } mm_seg;
@@ -59,10 +60,20 @@ typedef struct mm_job {
   const eng__kernels *k;
   mm_seg *seg;
   int nseg;
+  uint8_t *ws;
+  size_t ws_bytes;
 } mm_job;
 
+static void mm_rows(const mm_job *j, const mm_seg *sg, const eng__w *W, int64_t r0, int64_t nr, float *y, void *ws) {
+  const uint8_t *w = eng__w_row(W, sg->e, (uint64_t)r0);
+  if (sg->panel)
+    j->k->gemm.run(W->type, (int64_t)W->ne0, w, W->row_bytes, nr, sg->panel, sg->T, y + r0, sg->ystride, ws);
+  else
+    eng__mul_mat_generic(&j->k->t[W->type], (int64_t)W->ne0, w, W->row_bytes, nr, sg->a, sg->arow, sg->T, y + r0,
+                         sg->ystride);
+}
+
 static void mm_run(void *ctx, int task, int worker) {
-  (void)worker;
   const mm_job *j = ctx;
   int lo = 0, hi = j->nseg - 1;
   while (lo < hi) { /* last segment whose first_task <= task */
@@ -75,11 +86,10 @@ static void mm_run(void *ctx, int task, int worker) {
   int64_t r0 = (int64_t)(task - sg->first_task) * sg->chunk, r1 = r0 + sg->chunk;
   if (r1 > (int64_t)W->ne1) r1 = (int64_t)W->ne1;
   const int64_t nr = r1 - r0;
-  j->k->mul_mat[W->type]((int64_t)W->ne0, eng__w_row(W, sg->e, (uint64_t)r0), W->row_bytes, nr, sg->a, sg->arow, sg->T,
-                         sg->y + r0, sg->ystride);
+  void *ws = j->ws + (size_t)worker * j->ws_bytes;
+  mm_rows(j, sg, W, r0, nr, sg->y, ws);
   if (sg->U) {
-    j->k->mul_mat[sg->U->type]((int64_t)W->ne0, eng__w_row(sg->U, sg->e, (uint64_t)r0), sg->U->row_bytes, nr, sg->a,
-                               sg->arow, sg->T, sg->yu + r0, sg->ystride);
+    mm_rows(j, sg, sg->U, r0, nr, sg->yu, ws);
     for (int t = 0; t < sg->T; t++) j->k->op.silu_mul(sg->y + (size_t)t * sg->ystride + r0, sg->yu + (size_t)t * sg->ystride + r0, nr);
   }
 }
@@ -94,7 +104,26 @@ static int64_t chunk_rows(int64_t total_rows, int nth, int T) {
   return (c + 15) / 16 * 16;
 }
 
+/* Whether the int8 GEMM runs this segment: the table has one for the type, and there are
+ * enough activation rows to pay for unpacking the weights (or the mode forces it). */
+static int use_gemm(const eng_model *m, const mm_seg *sg) {
+  const eng__gemm *g = &m->k->gemm;
+  if (!g->run || m->mm_mode == ENG__MM_VECDOT || !g->supports(sg->W->type, (int64_t)sg->W->ne0)) return 0;
+  if (sg->U && !g->supports(sg->U->type, (int64_t)sg->U->ne0)) return 0;
+  return m->mm_mode == ENG__MM_INT8 ? 1 : sg->T >= g->min_t;
+}
+
 static void mm_go(eng_model *m, mm_seg *seg, int nseg) {
+  size_t panel_off = 0;
+  for (int i = 0; i < nseg; i++) {
+    seg[i].panel = NULL;
+    if (!use_gemm(m, &seg[i])) continue;
+    const size_t need = m->k->gemm.act_bytes((int64_t)seg[i].W->ne0, seg[i].T);
+    if (panel_off + need > m->s.actp_bytes) continue;
+    m->k->gemm.act(seg[i].W->type, (int64_t)seg[i].W->ne0, seg[i].a, seg[i].arow, seg[i].T, m->s.actp + panel_off);
+    seg[i].panel = m->s.actp + panel_off;
+    panel_off += (need + 63) / 64 * 64;
+  }
   int64_t total = 0;
   for (int i = 0; i < nseg; i++) total += (int64_t)seg[i].W->ne1;
   const int nth = eng__pool_size(m->pool);
@@ -104,7 +133,7 @@ static void mm_go(eng_model *m, mm_seg *seg, int nseg) {
     seg[i].first_task = tasks;
     tasks += (int)(((int64_t)seg[i].W->ne1 + seg[i].chunk - 1) / seg[i].chunk);
   }
-  mm_job j = {m->k, seg, nseg};
+  mm_job j = {m->k, seg, nseg, m->s.gemm_ws, m->s.ws_bytes};
   eng__pool_run(m->pool, mm_run, &j, tasks);
 }
 
@@ -122,7 +151,7 @@ static size_t quantize_rows(const eng_model *m, uint32_t wtype, const float *X, 
 static void matmul(eng_model *m, const eng__w *W, uint64_t e, const float *X, size_t xstride, int T, float *Y,
                    size_t ystride) {
   size_t arow = quantize_rows(m, W->type, X, xstride, T, (int64_t)W->ne0, m->s.actq[0]);
-  mm_seg sg = {W, e, m->s.actq[0], arow, T, Y, ystride, NULL, NULL, 0, 0};
+  mm_seg sg = {W, e, m->s.actq[0], arow, T, Y, ystride, NULL, NULL, NULL, 0, 0};
   mm_go(m, &sg, 1);
 }
 
@@ -140,7 +169,7 @@ static void matmul_multi(eng_model *m, const eng__w *const *W, float *const *Y, 
       fmt[slot] = vdt;
       arow[slot] = quantize_rows(m, W[i]->type, X, xstride, T, (int64_t)W[i]->ne0, m->s.actq[slot]);
     }
-    seg[i] = (mm_seg){W[i], 0, m->s.actq[slot], arow[slot], T, Y[i], ystride[i], NULL, NULL, 0, 0};
+    seg[i] = (mm_seg){W[i], 0, m->s.actq[slot], arow[slot], T, Y[i], ystride[i], NULL, NULL, NULL, 0, 0};
   }
   mm_go(m, seg, n);
 }
@@ -267,7 +296,7 @@ static void moe(eng_session *s, uint32_t il, int T, size_t pos0) {
     if (!cnt) continue;
     size_t o = (size_t)sc->exp_off[e];
     seg[nseg++] = (mm_seg){&L->gate_exps, (uint64_t)e, sc->actq_ff + o * arow, arow, cnt, sc->ff_g + o * (size_t)ff,
-                           (size_t)ff, &L->up_exps, sc->ff_u + o * (size_t)ff, 0, 0};
+                           (size_t)ff, &L->up_exps, sc->ff_u + o * (size_t)ff, NULL, 0, 0};
     if (nseg == MAX_SEGS) {
       mm_go(m, seg, nseg);
       nseg = 0;
@@ -282,7 +311,7 @@ static void moe(eng_session *s, uint32_t il, int T, size_t pos0) {
     if (!cnt) continue;
     size_t o = (size_t)sc->exp_off[e];
     seg[nseg++] = (mm_seg){&L->down_exps, (uint64_t)e, sc->actq_ff + o * drow, drow, cnt, sc->yslot + o * (size_t)D,
-                           (size_t)D, NULL, NULL, 0, 0};
+                           (size_t)D, NULL, NULL, NULL, 0, 0};
     if (nseg == MAX_SEGS) {
       mm_go(m, seg, nseg);
       nseg = 0;
@@ -308,7 +337,7 @@ static void dense_ffn(eng_model *m, uint32_t il, int T) {
   const eng__layer *L = &m->layers[il];
   const size_t D = m->hp.n_embd, ff = m->hp.n_ff;
   size_t arow = quantize_rows(m, L->ffn_gate.type, sc->h, D, T, (int64_t)D, sc->actq[0]);
-  mm_seg sg = {&L->ffn_gate, 0, sc->actq[0], arow, T, sc->ff_g, ff, &L->ffn_up, sc->ff_u, 0, 0};
+  mm_seg sg = {&L->ffn_gate, 0, sc->actq[0], arow, T, sc->ff_g, ff, &L->ffn_up, sc->ff_u, NULL, 0, 0};
   mm_go(m, &sg, 1);
   matmul(m, &L->ffn_down, 0, sc->ff_g, ff, T, sc->ff_out, D);
 }

@@ -314,6 +314,13 @@ static int alloc_scratch(eng_model *m, eng_error *err) {
   s->exp_off = calloc(E + 1, sizeof(int32_t));
   s->att_sc = calloc(nth * ENG__ATT_BLOCK, sizeof(float));
   s->att_acc = calloc(nth * group * hp->head_dim, sizeof(float));
+  if (m->k->gemm.run) {
+    s->actp_bytes = m->k->gemm.act_bytes((int64_t)(max_in + 255) / 256 * 256, (int)(B * nu));
+    s->ws_bytes = (m->k->gemm.ws_bytes((int64_t)(max_in + 255) / 256 * 256) + 63) / 64 * 64;
+    s->actp = aligned_alloc(64, (s->actp_bytes + 63) / 64 * 64);
+    s->gemm_ws = aligned_alloc(64, nth * s->ws_bytes);
+    if (!s->actp || !s->gemm_ws) return eng__err(err, ENG_ENOMEM, "out of memory for the GEMM buffers");
+  }
   if (!s->x || !s->h || !s->o || !s->q || !s->att || !s->k || !s->v || !s->rope || !s->router || !s->sel ||
       !s->selw || !s->ff_g || !s->ff_u || !s->ff_out || !s->yslot || !s->actq[0] || !s->actq[1] || !s->actq_ff ||
       !s->tok_of || !s->pair_of || !s->exp_off || !s->att_sc || !s->att_acc)
@@ -325,7 +332,7 @@ static void free_scratch(eng__scratch *s) {
   free(s->x); free(s->h); free(s->o); free(s->q); free(s->att); free(s->k); free(s->v); free(s->rope);
   free(s->router); free(s->sel); free(s->selw); free(s->ff_g); free(s->ff_u); free(s->ff_out);
   free(s->yslot); free(s->actq[0]); free(s->actq[1]); free(s->actq_ff); free(s->tok_of); free(s->pair_of);
-  free(s->exp_off); free(s->att_sc); free(s->att_acc);
+  free(s->exp_off); free(s->att_sc); free(s->att_acc); free(s->actp); free(s->gemm_ws);
 }
 
 /* Gate and up are fused over one converted input: their activation formats must agree. */
@@ -368,6 +375,16 @@ int eng_model_open(const char *path, const eng_model_opts *opts, eng_model **out
       goto fail;
     }
     if ((rc = alloc_scratch(m, err))) goto fail;
+    const char *mm = getenv("QCODER_MATMUL");
+    if (mm && *mm) {
+      if (!strcmp(mm, "vecdot")) m->mm_mode = ENG__MM_VECDOT;
+      else if (!strcmp(mm, "int8")) m->mm_mode = ENG__MM_INT8;
+      else if (!strcmp(mm, "sgemm")) m->mm_mode = ENG__MM_SGEMM;
+      else if (strcmp(mm, "auto") != 0) {
+        rc = eng__err(err, ENG_EARG, "QCODER_MATMUL='%s': use auto, vecdot, int8 or sgemm", mm);
+        goto fail;
+      }
+    }
     m->kv_budget = opts ? opts->kv_budget_bytes : 0;
   }
   const char *tmpl;

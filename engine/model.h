@@ -67,7 +67,13 @@ typedef struct eng__scratch {
   int32_t *exp_off;                       /* [n_expert + 1] start of each expert's pairs */
   float *att_sc;                          /* [threads][ENG__ATT_BLOCK] attention scores */
   float *att_acc;                         /* [threads][heads per kv head][head_dim] */
+  uint8_t *actp;                          /* activation panels of the int8 GEMM (all segments of a run) */
+  uint8_t *gemm_ws;                       /* [threads][gemm workspace] */
+  size_t actp_bytes, ws_bytes;
 } eng__scratch;
+
+/* How prefill matrix products run ($QCODER_MATMUL): by size (auto), or forced. */
+typedef enum { ENG__MM_AUTO = 0, ENG__MM_VECDOT, ENG__MM_INT8, ENG__MM_SGEMM } eng__mm_mode;
 
 struct eng_model {
   eng__gguf *g;
@@ -84,6 +90,7 @@ struct eng_model {
   /* RoPE as ggml computes it */
   float theta_scale, freq_scale, ext_factor, attn_factor, corr_dims[2];
   eng__scratch s;
+  eng__mm_mode mm_mode;
   size_t max_in;           /* widest matmul input */
   char *chat_template;
   /* KV budget over all sessions (guarded by mu) */

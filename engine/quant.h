@@ -119,11 +119,25 @@ typedef struct eng__ops {
   float (*exp_sum)(float *x, float m, int64_t n);
 } eng__ops;
 
+/* The int8 GEMM of a table, split so a product converts its activations once (act) and
+ * each task then runs its rows against them (run, with a per-thread workspace of
+ * ws_bytes). NULL members: the table has none. */
+typedef struct eng__gemm {
+  int (*supports)(uint32_t wtype, int64_t n);
+  size_t (*act_bytes)(int64_t n, int T);
+  size_t (*ws_bytes)(int64_t n);
+  void (*act)(uint32_t wtype, int64_t n, const void *a, size_t arow, int T, void *panel);
+  void (*run)(uint32_t wtype, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *panel, int T, float *y,
+              size_t ystride, void *ws);
+  int min_t;                    /* fewer activation rows: vec_dot rows are faster */
+} eng__gemm;
+
 typedef struct eng__kernels {
   const char *name;             /* "scalar", "avx2", "avx512" */
   eng__type_traits t[ENG__T_COUNT];
   eng__mul_mat_fn mul_mat[ENG__T_COUNT];
   eng__ops op;
+  eng__gemm gemm;
 } eng__kernels;
 
 /* What this CPU (and its OS, through XCR0) can run. */

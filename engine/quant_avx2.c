@@ -134,7 +134,7 @@ static void q8_0_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   const eng__block_q8_0 *x = vx, *y = vy;
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / 32; b++) {
-    const __m256 d = _mm256_set1_ps(eng__f16_to_f32(x[b].d) * eng__f16_to_f32(y[b].d));
+    const __m256 d = _mm256_set1_ps(F16(x[b].d) * F16(y[b].d));
     const __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].qs);
     const __m256i qy = _mm256_loadu_si256((const __m256i *)y[b].qs);
     acc = _mm256_fmadd_ps(d, mul_sum_i8_pairs(qx, qy), acc);
@@ -145,7 +145,7 @@ static void q8_0_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
 static void q8_0_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q8_0 *x = vx;
   for (int64_t b = 0; b < n / 32; b++) {
-    const __m256 d = _mm256_set1_ps(eng__f16_to_f32(x[b].d));
+    const __m256 d = _mm256_set1_ps(F16(x[b].d));
     for (int j = 0; j < 32; j += 8) {
       __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x[b].qs + j)));
       _mm256_storeu_ps(y + b * 32 + j, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
@@ -221,7 +221,7 @@ static void q4_0_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   __m256 acc = _mm256_setzero_ps();
   const __m256i m4 = _mm256_set1_epi8(0xF), off = _mm256_set1_epi8(8);
   for (int64_t b = 0; b < n / 32; b++) {
-    const __m256 d = _mm256_set1_ps(eng__f16_to_f32(x[b].d) * eng__f16_to_f32(y[b].d));
+    const __m256 d = _mm256_set1_ps(F16(x[b].d) * F16(y[b].d));
     const __m128i t = _mm_loadu_si128((const __m128i *)x[b].qs);
     __m256i qx = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4);
     qx = _mm256_sub_epi8(qx, off);
@@ -234,7 +234,7 @@ static void q4_0_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
 static void q4_0_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q4_0 *x = vx;
   for (int64_t b = 0; b < n / 32; b++) {
-    const __m256 d = _mm256_set1_ps(eng__f16_to_f32(x[b].d));
+    const __m256 d = _mm256_set1_ps(F16(x[b].d));
     const __m128i t = _mm_loadu_si128((const __m128i *)x[b].qs);
     uint8_t nib[32];
     _mm_storeu_si128((__m128i *)nib, _mm_and_si128(t, _mm_set1_epi8(0xF)));
@@ -292,8 +292,8 @@ static void q4_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   __m128 acc_m = _mm_setzero_ps();
   uint32_t utmp[4];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = y[b].d * eng__f16_to_f32(x[b].d);
-    const float dmin = -y[b].d * eng__f16_to_f32(x[b].dmin);
+    const float d = y[b].d * F16(x[b].d);
+    const float dmin = -y[b].d * F16(x[b].dmin);
     kquant_scales_mins(x[b].scales, utmp);
     const __m256i mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32((int)utmp[3], (int)utmp[2], (int)utmp[1], (int)utmp[0]));
     const __m256i q8sums = _mm256_loadu_si256((const __m256i *)y[b].bsums);
@@ -332,8 +332,8 @@ static void q5_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   __m128 acc_m = _mm_setzero_ps();
   uint32_t utmp[4];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = y[b].d * eng__f16_to_f32(x[b].d);
-    const float dmin = -y[b].d * eng__f16_to_f32(x[b].dmin);
+    const float d = y[b].d * F16(x[b].d);
+    const float dmin = -y[b].d * F16(x[b].dmin);
     kquant_scales_mins(x[b].scales, utmp);
     const __m256i mins_and_scales = _mm256_cvtepu8_epi16(_mm_set_epi32((int)utmp[3], (int)utmp[2], (int)utmp[1], (int)utmp[0]));
     const __m256i q8sums = _mm256_loadu_si256((const __m256i *)y[b].bsums);
@@ -375,7 +375,7 @@ static void q6_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   const __m256i m4 = _mm256_set1_epi8(0xF), m2 = _mm256_set1_epi8(3), m32s = _mm256_set1_epi8(32);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = y[b].d * eng__f16_to_f32(x[b].d);
+    const float d = y[b].d * F16(x[b].d);
     const uint8_t *q4 = x[b].ql, *qh = x[b].qh;
     const int8_t *q8 = y[b].qs;
     const __m128i scales = _mm_loadu_si128((const __m128i *)x[b].scales);
@@ -418,7 +418,7 @@ static void q4_K_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q4_K *x = vx;
   uint32_t utmp[4];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = eng__f16_to_f32(x[b].d), dmin = eng__f16_to_f32(x[b].dmin);
+    const float d = F16(x[b].d), dmin = F16(x[b].dmin);
     kquant_scales_mins(x[b].scales, utmp);
     const uint8_t *sc = (const uint8_t *)utmp, *mn = (const uint8_t *)utmp + 8;
     const uint8_t *q = x[b].qs;
@@ -441,7 +441,7 @@ static void q5_K_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q5_K *x = vx;
   uint32_t utmp[4];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = eng__f16_to_f32(x[b].d), dmin = eng__f16_to_f32(x[b].dmin);
+    const float d = F16(x[b].d), dmin = F16(x[b].dmin);
     kquant_scales_mins(x[b].scales, utmp);
     const uint8_t *sc = (const uint8_t *)utmp, *mn = (const uint8_t *)utmp + 8;
     const uint8_t *q = x[b].qs, *qh = x[b].qh;
@@ -466,7 +466,7 @@ static void q5_K_to_float(const void *vx, float *y, int64_t n) {
 static void q6_K_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q6_K *x = vx;
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = eng__f16_to_f32(x[b].d);
+    const float d = F16(x[b].d);
     for (int h = 0; h < 2; h++) {
       const uint8_t *ql = x[b].ql + 64 * h, *qh = x[b].qh + 32 * h;
       float *o = y + b * ENG__QK_K + 128 * h;

@@ -183,13 +183,13 @@ static void q8_0_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
                            _mm256_loadu_si256((const __m256i *)y[b].qs));
     __m256i p1 = dot_i8x32(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)x[b + 1].qs),
                            _mm256_loadu_si256((const __m256i *)y[b + 1].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(eng__f16_to_f32(x[b].d) * eng__f16_to_f32(y[b].d)), _mm256_cvtepi32_ps(p0), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(eng__f16_to_f32(x[b + 1].d) * eng__f16_to_f32(y[b + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(F16(x[b].d) * F16(y[b].d)), _mm256_cvtepi32_ps(p0), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(F16(x[b + 1].d) * F16(y[b + 1].d)), _mm256_cvtepi32_ps(p1), acc1);
   }
   for (; b < nb; b++) {
     __m256i p0 = dot_i8x32(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)x[b].qs),
                            _mm256_loadu_si256((const __m256i *)y[b].qs));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(eng__f16_to_f32(x[b].d) * eng__f16_to_f32(y[b].d)), _mm256_cvtepi32_ps(p0), acc0);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(F16(x[b].d) * F16(y[b].d)), _mm256_cvtepi32_ps(p0), acc0);
   }
   *s = hsum256_ps(_mm256_add_ps(acc0, acc1));
 }
@@ -203,7 +203,7 @@ static void q4_0_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
     const __m128i t = _mm_loadu_si128((const __m128i *)x[b].qs);
     __m256i qx = _mm256_sub_epi8(_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), m4), off);
     __m256i p = dot_i8x32(_mm256_setzero_si256(), qx, _mm256_loadu_si256((const __m256i *)y[b].qs));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(eng__f16_to_f32(x[b].d) * eng__f16_to_f32(y[b].d)), _mm256_cvtepi32_ps(p), acc);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(F16(x[b].d) * F16(y[b].d)), _mm256_cvtepi32_ps(p), acc);
   }
   *s = hsum256_ps(acc);
 }
@@ -211,7 +211,7 @@ static void q4_0_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
 static void q8_0_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q8_0 *x = vx;
   for (int64_t b = 0; b < n / 32; b++) {
-    const __m512 d = _mm512_set1_ps(eng__f16_to_f32(x[b].d));
+    const __m512 d = _mm512_set1_ps(F16(x[b].d));
     const __m128i q0 = _mm_loadu_si128((const __m128i *)x[b].qs), q1 = _mm_loadu_si128((const __m128i *)(x[b].qs + 16));
     _mm512_storeu_ps(y + b * 32, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d));
     _mm512_storeu_ps(y + b * 32 + 16, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d));
@@ -221,7 +221,7 @@ static void q8_0_to_float(const void *vx, float *y, int64_t n) {
 static void q4_0_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q4_0 *x = vx;
   for (int64_t b = 0; b < n / 32; b++) {
-    const __m512 d = _mm512_set1_ps(eng__f16_to_f32(x[b].d));
+    const __m512 d = _mm512_set1_ps(F16(x[b].d));
     const __m128i t = _mm_loadu_si128((const __m128i *)x[b].qs);
     const __m512i v = _mm512_cvtepu8_epi32(t), off = _mm512_set1_epi32(8);
     const __m512i lo = _mm512_sub_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0xF)), off);
@@ -352,8 +352,8 @@ static void q4_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   __m128 acc_m = _mm_setzero_ps();
   uint32_t utmp[4];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = y[b].d * eng__f16_to_f32(x[b].d);
-    const float dmin = -y[b].d * eng__f16_to_f32(x[b].dmin);
+    const float d = y[b].d * F16(x[b].d);
+    const float dmin = -y[b].d * F16(x[b].dmin);
     kquant_scales_mins(x[b].scales, utmp);
     const __m128i prod = _mm256_castsi256_si128(kquant_min_prod(utmp, y[b].bsums));
     acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
@@ -383,8 +383,8 @@ static void q5_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   __m128 acc_m = _mm_setzero_ps();
   uint32_t utmp[4];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = y[b].d * eng__f16_to_f32(x[b].d);
-    const float dmin = -y[b].d * eng__f16_to_f32(x[b].dmin);
+    const float d = y[b].d * F16(x[b].d);
+    const float dmin = -y[b].d * F16(x[b].dmin);
     kquant_scales_mins(x[b].scales, utmp);
     const __m128i prod = _mm256_castsi256_si128(kquant_min_prod(utmp, y[b].bsums));
     acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
@@ -421,7 +421,7 @@ static void q6_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   __m512 acc = _mm512_setzero_ps();
   __m256 acc_m = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = y[b].d * eng__f16_to_f32(x[b].d);
+    const float d = y[b].d * F16(x[b].d);
     const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
     const __m512i sc16 = _mm512_castsi256_si512(sc);
     const __m256i summ = _mm256_madd_epi16(sc, _mm256_loadu_si256((const __m256i *)y[b].bsums));
@@ -448,7 +448,7 @@ static void q4_K_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q4_K *x = vx;
   uint32_t utmp[4];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = eng__f16_to_f32(x[b].d), dmin = eng__f16_to_f32(x[b].dmin);
+    const float d = F16(x[b].d), dmin = F16(x[b].dmin);
     kquant_scales_mins(x[b].scales, utmp);
     const uint8_t *sc = (const uint8_t *)utmp, *mn = (const uint8_t *)utmp + 8;
     const uint8_t *q = x[b].qs;
@@ -471,7 +471,7 @@ static void q5_K_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q5_K *x = vx;
   uint32_t utmp[4];
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = eng__f16_to_f32(x[b].d), dmin = eng__f16_to_f32(x[b].dmin);
+    const float d = F16(x[b].d), dmin = F16(x[b].dmin);
     kquant_scales_mins(x[b].scales, utmp);
     const uint8_t *sc = (const uint8_t *)utmp, *mn = (const uint8_t *)utmp + 8;
     const uint8_t *q = x[b].qs, *qh = x[b].qh;
@@ -497,7 +497,7 @@ static void q6_K_to_float(const void *vx, float *y, int64_t n) {
   const eng__block_q6_K *x = vx;
   const __m512i m3 = _mm512_set1_epi32(3), mf = _mm512_set1_epi32(0xF), k32 = _mm512_set1_epi32(32);
   for (int64_t b = 0; b < n / ENG__QK_K; b++) {
-    const float d = eng__f16_to_f32(x[b].d);
+    const float d = F16(x[b].d);
     for (int h = 0; h < 2; h++) {
       const uint8_t *ql = x[b].ql + 64 * h, *qh = x[b].qh + 32 * h;
       float *o = y + b * ENG__QK_K + 128 * h;

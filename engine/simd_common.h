@@ -15,6 +15,9 @@
 #include "engine/internal.h"
 #include "engine/quant.h"
 
+/* One half → float with F16C (exact, like eng__f16_to_f32, but one instruction). */
+#define F16(h) _cvtsh_ss(h)
+
 static inline float hsum256_ps(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
