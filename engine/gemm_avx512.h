@@ -42,6 +42,16 @@ static inline void perm256(const __m512i N[4], uint8_t *out) {
 
 /* ---- weights → panels (one superblock of one row each call) ---------------------------- */
 
+/* sw[g] = d·sc[g/2], ow[g] = dmin·m[g/2] for the 16 groups of a Q4_K/Q5_K superblock. */
+static inline void kquant_panel_scales(const uint8_t *scales12, float d, float dmin, uint8_t *p) {
+  uint32_t utmp[4];
+  kquant_scales_mins(scales12, utmp);
+  const __m128i sm = _mm_loadu_si128((const __m128i *)utmp); /* 8 scales, 8 mins */
+  const __m128i sc2 = _mm_unpacklo_epi8(sm, sm), mn2 = _mm_unpackhi_epi8(sm, sm);
+  _mm512_storeu_ps(p + 256, _mm512_mul_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(sc2))));
+  _mm512_storeu_ps(p + 320, _mm512_mul_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(mn2))));
+}
+
 static void unpack_q4_K(const void *row, int sb, uint8_t *p) {
   const eng__block_q4_K *x = (const eng__block_q4_K *)row + sb;
   const __m512i m4 = _mm512_set1_epi8(0xF);
@@ -54,15 +64,7 @@ static void unpack_q4_K(const void *row, int sb, uint8_t *p) {
     N[2 * h + 1] = _mm512_inserti64x4(hi, _mm512_extracti64x4_epi64(lo, 1), 0); /* chunk 2h+1 */
   }
   perm256(N, p);
-  uint32_t utmp[4];
-  kquant_scales_mins(x->scales, utmp);
-  const uint8_t *sc = (const uint8_t *)utmp, *mn = sc + 8;
-  const float d = F16(x->d), dmin = F16(x->dmin);
-  float *sw = (float *)(p + 256), *ow = sw + 16;
-  for (int g = 0; g < 16; g++) {
-    sw[g] = d * sc[g / 2];
-    ow[g] = dmin * mn[g / 2];
-  }
+  kquant_panel_scales(x->scales, F16(x->d), F16(x->dmin), p);
 }
 
 static void unpack_q5_K(const void *row, int sb, uint8_t *p) {
@@ -84,15 +86,7 @@ static void unpack_q5_K(const void *row, int sb, uint8_t *p) {
     N[2 * h + 1] = _mm512_inserti64x4(hi, _mm512_extracti64x4_epi64(lo, 1), 0);
   }
   perm256(N, p);
-  uint32_t utmp[4];
-  kquant_scales_mins(x->scales, utmp);
-  const uint8_t *sc = (const uint8_t *)utmp, *mn = sc + 8;
-  const float d = F16(x->d), dmin = F16(x->dmin);
-  float *sw = (float *)(p + 256), *ow = sw + 16;
-  for (int g = 0; g < 16; g++) {
-    sw[g] = d * sc[g / 2];
-    ow[g] = dmin * mn[g / 2];
-  }
+  kquant_panel_scales(x->scales, F16(x->d), F16(x->dmin), p);
 }
 
 static void unpack_q6_K(const void *row, int sb, uint8_t *p) {
@@ -110,12 +104,10 @@ static void unpack_q6_K(const void *row, int sb, uint8_t *p) {
     N[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), hB);
   }
   perm256(N, p);
-  const float d = F16(x->d);
-  float *sw = (float *)(p + 256), *ow = sw + 16;
-  for (int g = 0; g < 16; g++) {
-    sw[g] = d * x->scales[g];
-    ow[g] = 32.0f * sw[g];
-  }
+  const __m512 sw = _mm512_mul_ps(_mm512_set1_ps(F16(x->d)),
+                                  _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)x->scales))));
+  _mm512_storeu_ps(p + 256, sw);
+  _mm512_storeu_ps(p + 320, _mm512_mul_ps(_mm512_set1_ps(32.0f), sw));
 }
 
 static void unpack_q8_0(const void *row, int sb, uint8_t *p) {
@@ -207,22 +199,28 @@ static void gemm_act(uint32_t wtype, int64_t n, const void *a, size_t arow, int 
 static inline __attribute__((always_inline)) void gemm_tile(const uint8_t *wp, size_t wstride, const uint8_t *ap,
                                                             size_t astride, int nsb, int R, int C, float *y, size_t ys) {
   __m512 acc[2][4];
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R; r++)
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
   for (int sb = 0; sb < nsb; sb++) {
     __m512i W[2][4];
     __m512 sw[2], ow[2];
+    _Pragma("GCC unroll 4")
     for (int r = 0; r < R; r++) {
       const uint8_t *w = wp + (size_t)r * wstride + (size_t)sb * SB_BYTES;
+      _Pragma("GCC unroll 4")
       for (int k = 0; k < 4; k++) W[r][k] = _mm512_loadu_si512(w + 64 * k);
       sw[r] = _mm512_loadu_ps((const float *)(w + 256));
       ow[r] = _mm512_loadu_ps((const float *)(w + 320));
     }
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < C; c++) {
       const uint8_t *a = ap + (size_t)c * astride + (size_t)sb * SB_BYTES;
       const __m512i A0 = _mm512_loadu_si512(a), A1 = _mm512_loadu_si512(a + 64);
       const __m512i A2 = _mm512_loadu_si512(a + 128), A3 = _mm512_loadu_si512(a + 192);
       const __m512 sa = _mm512_loadu_ps((const float *)(a + 256)), Sa = _mm512_loadu_ps((const float *)(a + 320));
+      _Pragma("GCC unroll 4")
       for (int r = 0; r < R; r++) {
         __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[r][0], A0);
         s = _mm512_dpbusd_epi32(s, W[r][1], A1);
@@ -234,22 +232,27 @@ static inline __attribute__((always_inline)) void gemm_tile(const uint8_t *wp, s
       }
     }
   }
+  _Pragma("GCC unroll 4")
   for (int r = 0; r < R; r++)
+    _Pragma("GCC unroll 4")
     for (int c = 0; c < C; c++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
+/* Token quads outer, row pairs inner: a quad's activation panels (4 · 384 B per
+ * superblock) stay in L1 while the panel's weights stream from L2 — the smaller of the two
+ * streams at the token counts prefill sees (experts ~32 tokens, attention 512). */
 static void gemm_rows(const uint8_t *wp, size_t wstride, int nr, const uint8_t *ap, int T, int nsb, float *y, size_t ys) {
   const size_t astride = (size_t)nsb * SB_BYTES;
-  int r = 0;
-  for (; r + 2 <= nr; r += 2) {
-    int t = 0;
-    for (; t + 4 <= T; t += 4) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 2, 4, y + (size_t)t * ys + r, ys);
-    for (; t < T; t++) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 2, 1, y + (size_t)t * ys + r, ys);
+  int t = 0;
+  for (; t + 4 <= T; t += 4) {
+    int r = 0;
+    for (; r + 2 <= nr; r += 2) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 2, 4, y + (size_t)t * ys + r, ys);
+    for (; r < nr; r++) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 1, 4, y + (size_t)t * ys + r, ys);
   }
-  for (; r < nr; r++) {
-    int t = 0;
-    for (; t + 4 <= T; t += 4) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 1, 4, y + (size_t)t * ys + r, ys);
-    for (; t < T; t++) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 1, 1, y + (size_t)t * ys + r, ys);
+  for (; t < T; t++) {
+    int r = 0;
+    for (; r + 2 <= nr; r += 2) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 2, 1, y + (size_t)t * ys + r, ys);
+    for (; r < nr; r++) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 1, 1, y + (size_t)t * ys + r, ys);
   }
 }
 
@@ -265,6 +268,13 @@ static void gemm(uint32_t wtype, int64_t n, const void *w, size_t wrow, int64_t 
   uint8_t *wp = ws;
   for (int64_t r0 = 0; r0 < nrows; r0 += GEMM_ROWS) {
     const int nr = (int)(nrows - r0 < GEMM_ROWS ? nrows - r0 : GEMM_ROWS);
+    /* the next panel's weights come from DRAM: ask for them now, they arrive while this
+     * panel computes (otherwise the unpack waits for every line) */
+    if (r0 + GEMM_ROWS < nrows) {
+      const int64_t nn = nrows - r0 - GEMM_ROWS < GEMM_ROWS ? nrows - r0 - GEMM_ROWS : GEMM_ROWS;
+      const char *nx = (const char *)w + (size_t)(r0 + GEMM_ROWS) * wrow;
+      for (size_t off = 0; off < (size_t)nn * wrow; off += 64) _mm_prefetch(nx + off, _MM_HINT_T1);
+    }
     for (int r = 0; r < nr; r++) {
       const uint8_t *row = (const uint8_t *)w + (size_t)(r0 + r) * wrow;
       for (int sb = 0; sb < nsb; sb++) up(row, sb, wp + (size_t)r * wstride + (size_t)sb * SB_BYTES);
