@@ -238,21 +238,23 @@ static inline __attribute__((always_inline)) void gemm_tile(const uint8_t *wp, s
     for (int c = 0; c < C; c++) y[(size_t)c * ys + (size_t)r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-/* Token quads outer, row pairs inner: a quad's activation panels (4 · 384 B per
- * superblock) stay in L1 while the panel's weights stream from L2 — the smaller of the two
- * streams at the token counts prefill sees (experts ~32 tokens, attention 512). */
+/* Blocks of up to 32 tokens (their panels, ≤ 100 KB at 2048 values, stay in L2); in a
+ * block, row pairs outer (the pair's weights stay in L1) and token quads inner. */
 static void gemm_rows(const uint8_t *wp, size_t wstride, int nr, const uint8_t *ap, int T, int nsb, float *y, size_t ys) {
   const size_t astride = (size_t)nsb * SB_BYTES;
-  int t = 0;
-  for (; t + 4 <= T; t += 4) {
+  for (int t0 = 0; t0 < T; t0 += 32) {
+    const int t1 = T - t0 < 32 ? T : t0 + 32;
     int r = 0;
-    for (; r + 2 <= nr; r += 2) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 2, 4, y + (size_t)t * ys + r, ys);
-    for (; r < nr; r++) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 1, 4, y + (size_t)t * ys + r, ys);
-  }
-  for (; t < T; t++) {
-    int r = 0;
-    for (; r + 2 <= nr; r += 2) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 2, 1, y + (size_t)t * ys + r, ys);
-    for (; r < nr; r++) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 1, 1, y + (size_t)t * ys + r, ys);
+    for (; r + 2 <= nr; r += 2) {
+      int t = t0;
+      for (; t + 4 <= t1; t += 4) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 2, 4, y + (size_t)t * ys + r, ys);
+      for (; t < t1; t++) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 2, 1, y + (size_t)t * ys + r, ys);
+    }
+    for (; r < nr; r++) {
+      int t = t0;
+      for (; t + 4 <= t1; t += 4) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 1, 4, y + (size_t)t * ys + r, ys);
+      for (; t < t1; t++) gemm_tile(wp + (size_t)r * wstride, wstride, ap + (size_t)t * astride, astride, nsb, 1, 1, y + (size_t)t * ys + r, ys);
+    }
   }
 }
 
