@@ -194,7 +194,7 @@ static void attn_run(void *ctx, int task, int worker) {
   const int nkvh = (int)m->hp.n_head_kv, hd = (int)m->hp.head_dim, group = (int)(m->hp.n_head / m->hp.n_head_kv);
   const int t = task / nkvh, g = task % nkvh;
   const size_t pos = c->pos0 + (size_t)t, nq = (size_t)m->hp.n_head * (size_t)hd;
-  float *sc = m->s.att_sc + (size_t)worker * ENG__ATT_BLOCK;
+  float *S = m->s.att_sc + (size_t)worker * (size_t)group * ENG__ATT_BLOCK;
   float *acc = m->s.att_acc + (size_t)worker * (size_t)group * (size_t)hd;
   float mx[ENG__MAX_HEADS], l[ENG__MAX_HEADS];
   for (int h = 0; h < group; h++) {
@@ -204,28 +204,24 @@ static void attn_run(void *ctx, int task, int worker) {
   memset(acc, 0, (size_t)group * (size_t)hd * sizeof(float));
   const float *q0 = m->s.q + (size_t)t * nq + (size_t)g * (size_t)group * (size_t)hd;
   for (size_t j0 = 0; j0 <= pos; j0 += ENG__ATT_BLOCK) {
-    const size_t nb = pos + 1 - j0 < ENG__ATT_BLOCK ? pos + 1 - j0 : ENG__ATT_BLOCK;
-    const float *K = eng__kv_k(s, c->layer, j0) + (size_t)g * (size_t)hd;
-    const float *V = eng__kv_v(s, c->layer, j0) + (size_t)g * (size_t)hd;
+    const int nb = (int)(pos + 1 - j0 < ENG__ATT_BLOCK ? pos + 1 - j0 : ENG__ATT_BLOCK);
+    op->attn_scores(q0, group, hd, eng__kv_kt(s, c->layer, (uint32_t)g, j0), ENG__KV_CHUNK, nb, c->scale, S);
     for (int h = 0; h < group; h++) {
-      const float *q = q0 + (size_t)h * (size_t)hd;
+      float *sc = S + (size_t)h * ENG__ATT_BLOCK;
       float bm = -INFINITY;
-      for (size_t j = 0; j < nb; j++) {
-        sc[j] = op->dot(q, K + j * s->kv_dim, hd) * c->scale;
+      for (int j = 0; j < nb; j++)
         if (sc[j] > bm) bm = sc[j];
-      }
-      float *a = acc + (size_t)h * (size_t)hd;
       if (bm > mx[h]) {
         if (l[h] > 0) {
           const float corr = expf(mx[h] - bm);
           l[h] *= corr;
-          op->scale(a, corr, hd);
+          op->scale(acc + (size_t)h * (size_t)hd, corr, hd);
         }
         mx[h] = bm;
       }
-      l[h] += op->exp_sum(sc, mx[h], (int64_t)nb);
-      for (size_t j = 0; j < nb; j++) op->axpy(a, sc[j], V + j * s->kv_dim, hd);
+      l[h] += op->exp_sum(sc, mx[h], nb);
     }
+    op->attn_accum(acc, group, hd, S, nb, eng__kv_v(s, c->layer, j0) + (size_t)g * (size_t)hd, s->kv_dim);
   }
   float *out = m->s.att + (size_t)t * nq + (size_t)g * (size_t)group * (size_t)hd;
   for (int h = 0; h < group; h++) {
@@ -402,7 +398,11 @@ int eng__forward(eng_session *s, const int32_t *tokens, int T, size_t pos0, floa
         op->rmsnorm(k, L->k_norm, k, (int64_t)hd, hp->rms_eps);
         op->rope(k, sc->rope + t * hd, (int)hd);
       }
-      memcpy(eng__kv_k(s, il, pos0 + (size_t)t), sc->k + t * nkv, nkv * sizeof(float));
+      for (size_t g = 0; g < nkvh; g++) {
+        float *kt = eng__kv_kt(s, il, (uint32_t)g, pos0 + (size_t)t);
+        const float *kv = sc->k + t * nkv + g * hd;
+        for (size_t d = 0; d < hd; d++) kt[d * ENG__KV_CHUNK] = kv[d];
+      }
       memcpy(eng__kv_v(s, il, pos0 + (size_t)t), sc->v + t * nkv, nkv * sizeof(float));
     }
     attn_task at = {s, il, pos0, kq_scale};

@@ -312,7 +312,7 @@ static int alloc_scratch(eng_model *m, eng_error *err) {
   s->tok_of = calloc(B * nu, sizeof(int32_t));
   s->pair_of = calloc(B * nu, sizeof(int32_t));
   s->exp_off = calloc(E + 1, sizeof(int32_t));
-  s->att_sc = calloc(nth * ENG__ATT_BLOCK, sizeof(float));
+  s->att_sc = calloc(nth * group * ENG__ATT_BLOCK, sizeof(float));
   s->att_acc = calloc(nth * group * hp->head_dim, sizeof(float));
   if (m->k->gemm.run) {
     s->actp_bytes = m->k->gemm.act_bytes((int64_t)(max_in + 255) / 256 * 256, (int)(B * nu));

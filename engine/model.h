@@ -3,9 +3,10 @@
  * ## The KV cache
  *
  * A session's cache is a table of chunks, each holding ENG__KV_CHUNK consecutive
- * positions for every layer: K then V, each laid out [layer][position in chunk][kv_head ·
- * head_dim], F32, the keys after QK-norm and RoPE. Position p of layer l is row p % CHUNK
- * of layer l in chunk p / CHUNK. `n_past` positions are valid; prefix reuse keeps the
+ * positions for every layer, F32: first K, laid out [layer][kv_head][dim][position in
+ * chunk] — transposed, so the scores of a block of positions against a query are
+ * contiguous vector loads per dimension — then V, laid out [layer][position in
+ * chunk][kv_head · head_dim]. The keys are stored after QK-norm and RoPE. `n_past` positions are valid; prefix reuse keeps the
  * first L and overwrites from L on. Chunks are allocated as the history grows (a 32K
  * context is not paid for up front) and stay until the session is reset, evicted or freed.
  * Attention walks the cache in blocks of ENG__ATT_BLOCK positions, which divide a chunk.
@@ -65,7 +66,7 @@ typedef struct eng__scratch {
   int32_t *tok_of;                        /* [B·n_used] grouping by expert: token of pair i */
   int32_t *pair_of;                       /* [B][n_used] index of (token, slot) in the grouped order */
   int32_t *exp_off;                       /* [n_expert + 1] start of each expert's pairs */
-  float *att_sc;                          /* [threads][ENG__ATT_BLOCK] attention scores */
+  float *att_sc;                          /* [threads][heads per kv head][ENG__ATT_BLOCK] scores */
   float *att_acc;                         /* [threads][heads per kv head][head_dim] */
   uint8_t *actp;                          /* activation panels of the int8 GEMM (all segments of a run) */
   uint8_t *gemm_ws;                       /* [threads][gemm workspace] */
@@ -130,8 +131,10 @@ void eng__session_log_routes(eng_session *s, int32_t *buf, size_t cap_positions)
  * sessions under the budget). Caller holds m->mu. */
 int eng__kv_reserve(eng_session *s, size_t n, eng_error *err);
 
-/* K (or V) row of position p in layer l. */
-static inline float *eng__kv_k(const eng_session *s, uint32_t l, size_t p);
+/* Keys of layer l, KV head g from position p on: element (dim d, position p + j) is at
+ * [d · ENG__KV_CHUNK + j] (j < the rest of the chunk). */
+static inline float *eng__kv_kt(const eng_session *s, uint32_t l, uint32_t g, size_t p);
+/* V row of position p in layer l (all KV heads). */
 static inline float *eng__kv_v(const eng_session *s, uint32_t l, size_t p);
 
 /* Row r of a weight (expert e) and the traits of its type. */
@@ -139,8 +142,9 @@ static inline const uint8_t *eng__w_row(const eng__w *w, uint64_t e, uint64_t r)
   return w->data + (e * w->ne1 + r) * w->row_bytes;
 }
 
-static inline float *eng__kv_k(const eng_session *s, uint32_t l, size_t p) {
-  return s->chunk[p / ENG__KV_CHUNK] + ((size_t)l * ENG__KV_CHUNK + p % ENG__KV_CHUNK) * s->kv_dim;
+static inline float *eng__kv_kt(const eng_session *s, uint32_t l, uint32_t g, size_t p) {
+  const size_t hd = s->m->hp.head_dim;
+  return s->chunk[p / ENG__KV_CHUNK] + ((size_t)l * s->kv_dim + (size_t)g * hd) * ENG__KV_CHUNK + p % ENG__KV_CHUNK;
 }
 static inline float *eng__kv_v(const eng_session *s, uint32_t l, size_t p) {
   return s->chunk[p / ENG__KV_CHUNK] + ((size_t)(s->m->hp.n_layer + l) * ENG__KV_CHUNK + p % ENG__KV_CHUNK) * s->kv_dim;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine/internal.h"
+#include "engine/limits.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -669,6 +670,23 @@ static float exp_sum_scalar(float *x, float m, int64_t n) {
   return (float)sum;
 }
 
+static void attn_scores_scalar(const float *q, int G, int hd, const float *KT, size_t ldk, int nb, float scale, float *S) {
+  for (int h = 0; h < G; h++)
+    for (int j = 0; j < nb; j++) {
+      double d = 0;
+      for (int i = 0; i < hd; i++) d += (double)(q[h * hd + i] * KT[(size_t)i * ldk + (size_t)j]);
+      S[h * ENG__ATT_BLOCK + j] = (float)d * scale;
+    }
+}
+
+static void attn_accum_scalar(float *acc, int G, int hd, const float *P, int nb, const float *V, size_t ldv) {
+  for (int h = 0; h < G; h++)
+    for (int j = 0; j < nb; j++) {
+      const float p = P[h * ENG__ATT_BLOCK + j];
+      for (int i = 0; i < hd; i++) acc[h * hd + i] += p * V[(size_t)j * ldv + (size_t)i];
+    }
+}
+
 void eng__mul_mat_generic(const eng__type_traits *tt, int64_t n, const void *w, size_t wrow, int64_t nrows,
                           const void *a, size_t arow, int T, float *y, size_t ystride) {
   for (int64_t r = 0; r < nrows; r++)
@@ -711,7 +729,7 @@ const eng__kernels eng__kernels_scalar = {
         [ENG__T_Q4_0] = mm_q4_0, [ENG__T_Q4_K] = mm_q4_K, [ENG__T_Q5_K] = mm_q5_K, [ENG__T_Q6_K] = mm_q6_K,
     },
     .op = {rmsnorm_scalar, softmax_scalar, silu_mul_scalar, rope_scalar, dot_scalar, axpy_scalar, scale_scalar,
-           add_scalar, exp_sum_scalar},
+           add_scalar, exp_sum_scalar, attn_scores_scalar, attn_accum_scalar},
 };
 
 int eng__type_supported(uint32_t type) {

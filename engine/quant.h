@@ -117,6 +117,11 @@ typedef struct eng__ops {
   void (*add)(float *y, const float *x, int64_t n);
   /* x = exp(x - m) in place; returns Σ x (online softmax over a block of scores) */
   float (*exp_sum)(float *x, float m, int64_t n);
+  /* Attention over a block of nb ≤ ENG__ATT_BLOCK cached positions for G query heads of
+   * hd values: S[h·ENG__ATT_BLOCK + j] = scale · Σ_d q[h·hd + d] · KT[d·ldk + j] (keys
+   * stored transposed), and acc[h·hd + d] += Σ_j P[h·ENG__ATT_BLOCK + j] · V[j·ldv + d]. */
+  void (*attn_scores)(const float *q, int G, int hd, const float *KT, size_t ldk, int nb, float scale, float *S);
+  void (*attn_accum)(float *acc, int G, int hd, const float *P, int nb, const float *V, size_t ldv);
 } eng__ops;
 
 /* The int8 GEMM of a table, split so a product converts its activations once (act) and

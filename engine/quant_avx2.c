@@ -16,6 +16,8 @@
 
 #include <pthread.h>
 
+#include "engine/limits.h"
+
 /* ---- F32 / F16 / BF16 ---------------------------------------------------------------- */
 
 static void f32_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
@@ -615,6 +617,54 @@ static void add(float *y, const float *x, int64_t n) {
   for (; i < n; i++) y[i] += x[i];
 }
 
+/* Scores: 8 keys per vector, 4 heads at a time (the AVX-512 scheme at half width). */
+static void attn_scores(const float *q, int G, int hd, const float *KT, size_t ldk, int nb, float scale, float *S) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (int j0 = 0; j0 < nb; j0 += 16) {
+    const int left = nb - j0;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(left - 8), lane);
+    for (int h0 = 0; h0 < G; h0 += 4) {
+      const int hn = G - h0 < 4 ? G - h0 : 4;
+      __m256 a[4][2];
+      for (int h = 0; h < 4; h++) a[h][0] = a[h][1] = _mm256_setzero_ps();
+      for (int d = 0; d < hd; d++) {
+        const __m256 k0 = _mm256_maskload_ps(KT + (size_t)d * ldk + j0, m0);
+        const __m256 k1 = _mm256_maskload_ps(KT + (size_t)d * ldk + j0 + 8, m1);
+        for (int h = 0; h < hn; h++) {
+          const __m256 qb = _mm256_set1_ps(q[(h0 + h) * hd + d]);
+          a[h][0] = _mm256_fmadd_ps(qb, k0, a[h][0]);
+          a[h][1] = _mm256_fmadd_ps(qb, k1, a[h][1]);
+        }
+      }
+      for (int h = 0; h < hn; h++) {
+        _mm256_storeu_ps(S + (h0 + h) * ENG__ATT_BLOCK + j0, _mm256_mul_ps(a[h][0], vs));
+        _mm256_storeu_ps(S + (h0 + h) * ENG__ATT_BLOCK + j0 + 8, _mm256_mul_ps(a[h][1], vs));
+      }
+    }
+  }
+}
+
+static void attn_accum(float *acc, int G, int hd, const float *P, int nb, const float *V, size_t ldv) {
+  if (hd % 8) {
+    eng__kernels_scalar.op.attn_accum(acc, G, hd, P, nb, V, ldv);
+    return;
+  }
+  for (int h0 = 0; h0 < G; h0 += 8) {
+    const int hn = G - h0 < 8 ? G - h0 : 8;
+    for (int dc = 0; dc < hd; dc += 8) {
+      __m256 a[8];
+      for (int h = 0; h < hn; h++) a[h] = _mm256_loadu_ps(acc + (h0 + h) * hd + dc);
+      for (int j = 0; j < nb; j++) {
+        const __m256 v = _mm256_loadu_ps(V + (size_t)j * ldv + (size_t)dc);
+        for (int h = 0; h < hn; h++) a[h] = _mm256_fmadd_ps(_mm256_set1_ps(P[(h0 + h) * ENG__ATT_BLOCK + j]), v, a[h]);
+      }
+      for (int h = 0; h < hn; h++) _mm256_storeu_ps(acc + (h0 + h) * hd + dc, a[h]);
+    }
+  }
+}
+
 /* ---- the table --------------------------------------------------------------------------------- */
 
 #define MM(NAME, TYPE)                                                                                           \
@@ -650,7 +700,7 @@ static eng__kernels table = {
         [ENG__T_F32] = mm_f32, [ENG__T_F16] = mm_f16, [ENG__T_BF16] = mm_bf16, [ENG__T_Q8_0] = mm_q8_0,
         [ENG__T_Q4_0] = mm_q4_0, [ENG__T_Q4_K] = mm_q4_K, [ENG__T_Q5_K] = mm_q5_K, [ENG__T_Q6_K] = mm_q6_K,
     },
-    .op = {rmsnorm, softmax, silu_mul, rope, dot, axpy, scale, add, exp_sum},
+    .op = {rmsnorm, softmax, silu_mul, rope, dot, axpy, scale, add, exp_sum, attn_scores, attn_accum},
 };
 
 /* Entries this table leaves NULL take the scalar ones (the file quantisers, F32 copies). */

@@ -20,6 +20,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "engine/limits.h"
+
 /* ---- helpers -------------------------------------------------------------------------- */
 
 static inline __m512 exp512_ps(__m512 x) {
@@ -631,6 +633,74 @@ static void add(float *y, const float *x, int64_t n) {
   for (; i < n; i++) y[i] += x[i];
 }
 
+/* Scores of up to 8 heads against up to 32 transposed keys: per dimension two key vectors,
+ * one broadcast multiply-add per head — no horizontal sums. */
+static void attn_scores(const float *q, int G, int hd, const float *KT, size_t ldk, int nb, float scale, float *S) {
+  const __mmask16 m0 = nb >= 16 ? 0xFFFF : (__mmask16)((1u << nb) - 1);
+  const __mmask16 m1 = nb >= 32 ? 0xFFFF : nb > 16 ? (__mmask16)((1u << (nb - 16)) - 1) : 0;
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int h0 = 0; h0 < G; h0 += 8) {
+    const int hn = G - h0 < 8 ? G - h0 : 8;
+    __m512 a[8][2];
+    for (int h = 0; h < 8; h++) a[h][0] = a[h][1] = _mm512_setzero_ps();
+    if (hn == 8) {
+      for (int d = 0; d < hd; d++) {
+        const __m512 k0 = _mm512_maskz_loadu_ps(m0, KT + (size_t)d * ldk);
+        const __m512 k1 = _mm512_maskz_loadu_ps(m1, KT + (size_t)d * ldk + 16);
+        _Pragma("GCC unroll 8")
+        for (int h = 0; h < 8; h++) {
+          const __m512 qb = _mm512_set1_ps(q[(h0 + h) * hd + d]);
+          a[h][0] = _mm512_fmadd_ps(qb, k0, a[h][0]);
+          a[h][1] = _mm512_fmadd_ps(qb, k1, a[h][1]);
+        }
+      }
+    } else {
+      for (int d = 0; d < hd; d++) {
+        const __m512 k0 = _mm512_maskz_loadu_ps(m0, KT + (size_t)d * ldk);
+        const __m512 k1 = _mm512_maskz_loadu_ps(m1, KT + (size_t)d * ldk + 16);
+        for (int h = 0; h < hn; h++) {
+          const __m512 qb = _mm512_set1_ps(q[(h0 + h) * hd + d]);
+          a[h][0] = _mm512_fmadd_ps(qb, k0, a[h][0]);
+          a[h][1] = _mm512_fmadd_ps(qb, k1, a[h][1]);
+        }
+      }
+    }
+    for (int h = 0; h < hn; h++) {
+      _mm512_storeu_ps(S + (h0 + h) * ENG__ATT_BLOCK, _mm512_mul_ps(a[h][0], vs));
+      _mm512_storeu_ps(S + (h0 + h) * ENG__ATT_BLOCK + 16, _mm512_mul_ps(a[h][1], vs));
+    }
+  }
+}
+
+/* acc += P·V, 16 dimensions at a time for up to 8 heads: one V load, one broadcast
+ * multiply-add per head and position. */
+static void attn_accum(float *acc, int G, int hd, const float *P, int nb, const float *V, size_t ldv) {
+  if (hd % 16) {
+    eng__kernels_scalar.op.attn_accum(acc, G, hd, P, nb, V, ldv);
+    return;
+  }
+  for (int h0 = 0; h0 < G; h0 += 8) {
+    const int hn = G - h0 < 8 ? G - h0 : 8;
+    for (int dc = 0; dc < hd; dc += 16) {
+      __m512 a[8];
+      for (int h = 0; h < hn; h++) a[h] = _mm512_loadu_ps(acc + (h0 + h) * hd + dc);
+      if (hn == 8) {
+        for (int j = 0; j < nb; j++) {
+          const __m512 v = _mm512_loadu_ps(V + (size_t)j * ldv + (size_t)dc);
+          _Pragma("GCC unroll 8")
+          for (int h = 0; h < 8; h++) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(P[(h0 + h) * ENG__ATT_BLOCK + j]), v, a[h]);
+        }
+      } else {
+        for (int j = 0; j < nb; j++) {
+          const __m512 v = _mm512_loadu_ps(V + (size_t)j * ldv + (size_t)dc);
+          for (int h = 0; h < hn; h++) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(P[(h0 + h) * ENG__ATT_BLOCK + j]), v, a[h]);
+        }
+      }
+      for (int h = 0; h < hn; h++) _mm512_storeu_ps(acc + (h0 + h) * hd + dc, a[h]);
+    }
+  }
+}
+
 /* ---- the table --------------------------------------------------------------------------------- */
 
 #include "engine/gemm_avx512.h"
@@ -648,7 +718,7 @@ static eng__kernels table = {
         [ENG__T_Q6_K] = {"Q6_K", 256, 210, ENG__T_Q8_K, q6_K_to_float, NULL, NULL, q6_K_vec_dot},
         [ENG__T_Q8_K] = {"Q8_K", 256, 292, ENG__T_Q8_K, q8_K_to_float, NULL, q8_K_from_float, NULL},
     },
-    .op = {rmsnorm, softmax, silu_mul, rope, dot, axpy, scale, add, exp_sum},
+    .op = {rmsnorm, softmax, silu_mul, rope, dot, axpy, scale, add, exp_sum, attn_scores, attn_accum},
 };
 
 static void fill(void) {

@@ -4,6 +4,7 @@
 #include "tests/test.h"
 
 #include "engine/internal.h"
+#include "engine/limits.h"
 #include "engine/quant.h"
 
 static const eng__kernels *K = &eng__kernels_scalar;
@@ -378,6 +379,29 @@ TEST(ops_agree_with_scalar) {
       memcpy(r1, x, sizeof x);
       float s0 = so->exp_sum(r0, 3.0f, n), s1 = fo->exp_sum(r1, 3.0f, n);
       ASSERT_MSG(rel_err(r1, r0, n) < 1e-5 && fabsf(s0 - s1) <= 1e-5f * s0, "%s exp_sum n=%d", nm, n);
+    }
+    /* attention blocks: G query heads against nb ≤ ENG__ATT_BLOCK transposed keys, then
+     * the weighted sum of values; head sizes 16/64/128, full and partial blocks */
+    for (int hd = 16; hd <= 128; hd *= 2) {
+      if (hd == 32) continue;
+      for (int G = 1; G <= 12; G += 11) {
+        for (int nb = 1; nb <= 32; nb += 15) {
+          static float KT[128 * 256], V[32 * 1024], S0[12 * 32], S1[12 * 32], A0[12 * 128], A1[12 * 128];
+          randn(KT, 128 * 256, 51, 1.0f);
+          randn(V, 32 * 1024, 52, 1.0f);
+          so->attn_scores(x, G, hd, KT, 256, nb, 0.125f, S0);
+          fo->attn_scores(x, G, hd, KT, 256, nb, 0.125f, S1);
+          for (int h = 0; h < G; h++)
+            for (int j = 0; j < nb; j++)
+              ASSERT_MSG(fabsf(S0[h * 32 + j] - S1[h * 32 + j]) < 1e-5f * (1 + fabsf(S0[h * 32 + j])),
+                         "%s attn_scores hd=%d G=%d nb=%d [%d][%d]: %g vs %g", nm, hd, G, nb, h, j, S1[h * 32 + j], S0[h * 32 + j]);
+          memcpy(A0, u, sizeof A0);
+          memcpy(A1, u, sizeof A1);
+          so->attn_accum(A0, G, hd, S0, nb, V, 1024);
+          fo->attn_accum(A1, G, hd, S0, nb, V, 1024);
+          ASSERT_MSG(rel_err(A1, A0, G * hd) < 1e-5, "%s attn_accum hd=%d G=%d nb=%d", nm, hd, G, nb);
+        }
+      }
     }
     /* RoPE on head sizes 64 and 128, cache of (cos, sin) pairs */
     for (int hd = 64; hd <= 128; hd *= 2) {
