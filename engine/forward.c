@@ -30,6 +30,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "engine/internal.h"
 #include "engine/limits.h"
 #include "engine/model.h"
@@ -49,12 +51,17 @@ typedef struct mm_seg {
    * leaves silu(y)·yu in y */
   const eng__w *U;
   float *yu;
-  const void *panel; /* activations as int8 GEMM panels, or NULL (vec_dot rows) */
+  const float *x;    /* the same activations in float (rows xstride apart), for sgemm */
+  size_t xstride;
+  int how;           /* MM_VECDOT, MM_INT8 (panel) or MM_SGEMM */
+  const void *panel; /* activations as int8 GEMM panels */
   int64_t chunk;   /* rows per task */
   int first_task;  /* tasks of this segment: first_task .. next segment's first_task-1 */
 } mm_seg;
 
 #define MAX_SEGS 512
+
+enum { MM_VECDOT, MM_INT8, MM_SGEMM };
 
 typedef struct mm_job {
   const eng__kernels *k;
@@ -64,10 +71,32 @@ typedef struct mm_job {
   size_t ws_bytes;
 } mm_job;
 
+/* OpenBLAS on float weights: F32 rows are used in place, other types are dequantised
+ * SGEMM_ROWS rows at a time into the worker's workspace. OpenBLAS runs single-threaded
+ * inside our tasks (set at model open), so it never competes with the pool. */
+static void sgemm_rows(const mm_job *j, const mm_seg *sg, const eng__w *W, int64_t r0, int64_t nr, float *y, void *ws) {
+  const int64_t n = (int64_t)W->ne0;
+  for (int64_t a = 0; a < nr; a += ENG__SGEMM_ROWS) {
+    const int64_t b = nr - a < ENG__SGEMM_ROWS ? nr - a : ENG__SGEMM_ROWS;
+    const float *wf;
+    if (W->type == ENG__T_F32) {
+      wf = (const float *)eng__w_row(W, sg->e, (uint64_t)(r0 + a));
+    } else {
+      float *d = ws;
+      for (int64_t r = 0; r < b; r++) j->k->t[W->type].to_float(eng__w_row(W, sg->e, (uint64_t)(r0 + a + r)), d + r * n, n);
+      wf = d;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, sg->T, (blasint)b, (blasint)n, 1.0f, sg->x, (blasint)sg->xstride,
+                wf, (blasint)n, 0.0f, y + r0 + a, (blasint)sg->ystride);
+  }
+}
+
 static void mm_rows(const mm_job *j, const mm_seg *sg, const eng__w *W, int64_t r0, int64_t nr, float *y, void *ws) {
   const uint8_t *w = eng__w_row(W, sg->e, (uint64_t)r0);
-  if (sg->panel)
+  if (sg->how == MM_INT8)
     j->k->gemm.run(W->type, (int64_t)W->ne0, w, W->row_bytes, nr, sg->panel, sg->T, y + r0, sg->ystride, ws);
+  else if (sg->how == MM_SGEMM)
+    sgemm_rows(j, sg, W, r0, nr, y, ws);
   else
     eng__mul_mat_generic(&j->k->t[W->type], (int64_t)W->ne0, w, W->row_bytes, nr, sg->a, sg->arow, sg->T, y + r0,
                          sg->ystride);
@@ -104,22 +133,33 @@ static int64_t chunk_rows(int64_t total_rows, int nth, int T) {
   return (c + 15) / 16 * 16;
 }
 
-/* Whether the int8 GEMM runs this segment: the table has one for the type, and there are
- * enough activation rows to pay for unpacking the weights (or the mode forces it). */
-static int use_gemm(const eng_model *m, const mm_seg *sg) {
+/* How a segment runs, by size (BENCHMARKS.md has the measurements behind it): the int8
+ * GEMM when the table has one for the type and there are at least gemm.min_t activation
+ * rows; sgemm for F32 weights (the router) with at least ENG__SGEMM_MIN_T rows, and for
+ * quantised weights only when forced ($QCODER_MATMUL=sgemm: it loses to the int8 GEMM at
+ * every measured shape); vec_dot rows otherwise (decode). The scalar path always uses
+ * vec_dot: it is the specification. */
+static int how(const eng_model *m, const mm_seg *sg) {
   const eng__gemm *g = &m->k->gemm;
-  if (!g->run || m->mm_mode == ENG__MM_VECDOT || !g->supports(sg->W->type, (int64_t)sg->W->ne0)) return 0;
-  if (sg->U && !g->supports(sg->U->type, (int64_t)sg->U->ne0)) return 0;
-  return m->mm_mode == ENG__MM_INT8 ? 1 : sg->T >= g->min_t;
+  if (m->mm_mode == ENG__MM_VECDOT || m->k == &eng__kernels_scalar || !sg->x) return MM_VECDOT;
+  if (m->mm_mode == ENG__MM_SGEMM) return sg->T > 1 ? MM_SGEMM : MM_VECDOT;
+  int int8 = g->run && g->supports(sg->W->type, (int64_t)sg->W->ne0) && (!sg->U || g->supports(sg->U->type, (int64_t)sg->U->ne0));
+  if (int8 && (m->mm_mode == ENG__MM_INT8 || sg->T >= g->min_t)) return MM_INT8;
+  if (sg->W->type == ENG__T_F32 && sg->T >= ENG__SGEMM_MIN_T && (!sg->U || sg->U->type == sg->W->type)) return MM_SGEMM;
+  return MM_VECDOT;
 }
 
 static void mm_go(eng_model *m, mm_seg *seg, int nseg) {
   size_t panel_off = 0;
   for (int i = 0; i < nseg; i++) {
     seg[i].panel = NULL;
-    if (!use_gemm(m, &seg[i])) continue;
+    seg[i].how = how(m, &seg[i]);
+    if (seg[i].how != MM_INT8) continue;
     const size_t need = m->k->gemm.act_bytes((int64_t)seg[i].W->ne0, seg[i].T);
-    if (panel_off + need > m->s.actp_bytes) continue;
+    if (panel_off + need > m->s.actp_bytes) {
+      seg[i].how = MM_VECDOT;
+      continue;
+    }
     m->k->gemm.act(seg[i].W->type, (int64_t)seg[i].W->ne0, seg[i].a, seg[i].arow, seg[i].T, m->s.actp + panel_off);
     seg[i].panel = m->s.actp + panel_off;
     panel_off += (need + 63) / 64 * 64;
@@ -151,7 +191,7 @@ static size_t quantize_rows(const eng_model *m, uint32_t wtype, const float *X, 
 static void matmul(eng_model *m, const eng__w *W, uint64_t e, const float *X, size_t xstride, int T, float *Y,
                    size_t ystride) {
   size_t arow = quantize_rows(m, W->type, X, xstride, T, (int64_t)W->ne0, m->s.actq[0]);
-  mm_seg sg = {W, e, m->s.actq[0], arow, T, Y, ystride, NULL, NULL, NULL, 0, 0};
+  mm_seg sg = {W, e, m->s.actq[0], arow, T, Y, ystride, NULL, NULL, X, xstride, 0, NULL, 0, 0};
   mm_go(m, &sg, 1);
 }
 
@@ -169,7 +209,7 @@ static void matmul_multi(eng_model *m, const eng__w *const *W, float *const *Y, 
       fmt[slot] = vdt;
       arow[slot] = quantize_rows(m, W[i]->type, X, xstride, T, (int64_t)W[i]->ne0, m->s.actq[slot]);
     }
-    seg[i] = (mm_seg){W[i], 0, m->s.actq[slot], arow[slot], T, Y[i], ystride[i], NULL, NULL, NULL, 0, 0};
+    seg[i] = (mm_seg){W[i], 0, m->s.actq[slot], arow[slot], T, Y[i], ystride[i], NULL, NULL, X, xstride, 0, NULL, 0, 0};
   }
   mm_go(m, seg, n);
 }
@@ -284,6 +324,10 @@ static void moe(eng_session *s, uint32_t il, int T, size_t pos0) {
   const size_t arow = quantize_rows(m, gtype, sc->h, (size_t)D, T, D, sc->actq[0]);
   for (int i = 0; i < T * K; i++)
     memcpy(sc->actq_ff + (size_t)i * arow, sc->actq[0] + (size_t)sc->tok_of[i] * arow, arow);
+  /* the float rows too when sgemm may run (yslot is free until down writes it) */
+  const int want_x = m->mm_mode == ENG__MM_SGEMM && T > 1;
+  if (want_x)
+    for (int i = 0; i < T * K; i++) memcpy(sc->yslot + (size_t)i * D, sc->h + (size_t)sc->tok_of[i] * D, (size_t)D * sizeof(float));
   /* gate and up, fused, over every used expert in one run */
   mm_seg seg[MAX_SEGS];
   int nseg = 0;
@@ -292,7 +336,8 @@ static void moe(eng_session *s, uint32_t il, int T, size_t pos0) {
     if (!cnt) continue;
     size_t o = (size_t)sc->exp_off[e];
     seg[nseg++] = (mm_seg){&L->gate_exps, (uint64_t)e, sc->actq_ff + o * arow, arow, cnt, sc->ff_g + o * (size_t)ff,
-                           (size_t)ff, &L->up_exps, sc->ff_u + o * (size_t)ff, NULL, 0, 0};
+                           (size_t)ff, &L->up_exps, sc->ff_u + o * (size_t)ff, want_x ? sc->yslot + o * (size_t)D : NULL,
+                           (size_t)D, 0, NULL, 0, 0};
     if (nseg == MAX_SEGS) {
       mm_go(m, seg, nseg);
       nseg = 0;
@@ -307,7 +352,7 @@ static void moe(eng_session *s, uint32_t il, int T, size_t pos0) {
     if (!cnt) continue;
     size_t o = (size_t)sc->exp_off[e];
     seg[nseg++] = (mm_seg){&L->down_exps, (uint64_t)e, sc->actq_ff + o * drow, drow, cnt, sc->yslot + o * (size_t)D,
-                           (size_t)D, NULL, NULL, NULL, 0, 0};
+                           (size_t)D, NULL, NULL, sc->ff_g + o * (size_t)ff, (size_t)ff, 0, NULL, 0, 0};
     if (nseg == MAX_SEGS) {
       mm_go(m, seg, nseg);
       nseg = 0;
@@ -333,7 +378,7 @@ static void dense_ffn(eng_model *m, uint32_t il, int T) {
   const eng__layer *L = &m->layers[il];
   const size_t D = m->hp.n_embd, ff = m->hp.n_ff;
   size_t arow = quantize_rows(m, L->ffn_gate.type, sc->h, D, T, (int64_t)D, sc->actq[0]);
-  mm_seg sg = {&L->ffn_gate, 0, sc->actq[0], arow, T, sc->ff_g, ff, &L->ffn_up, sc->ff_u, NULL, 0, 0};
+  mm_seg sg = {&L->ffn_gate, 0, sc->actq[0], arow, T, sc->ff_g, ff, &L->ffn_up, sc->ff_u, sc->h, D, 0, NULL, 0, 0};
   mm_go(m, &sg, 1);
   matmul(m, &L->ffn_down, 0, sc->ff_g, ff, T, sc->ff_out, D);
 }

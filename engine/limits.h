@@ -42,6 +42,11 @@
  * scratch, ~100 MB at the 30B-A3B shapes). Large enough that each expert sees ~32 tokens
  * of a batch on average (512 · 8 / 128), so its weights stream once for all of them. */
 #define ENG__BATCH 512u
+/* sgemm path: float weight rows dequantised at a time per task (64 × 4096 floats = 1 MB of
+ * workspace per thread), and the fewest activation rows for which sgemm beats vec_dot
+ * rows on float weights (the F32 router). */
+#define ENG__SGEMM_ROWS 64
+#define ENG__SGEMM_MIN_T 8
 /* KV-cache chunk: positions allocated at a time (a 30B-A3B chunk of 256 is 50 MB; the
  * cache of a 32K context is never allocated up front). */
 #define ENG__KV_CHUNK 256u

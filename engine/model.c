@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "engine/internal.h"
 #include "engine/limits.h"
 #include "engine/model.h"
@@ -314,13 +316,16 @@ static int alloc_scratch(eng_model *m, eng_error *err) {
   s->exp_off = calloc(E + 1, sizeof(int32_t));
   s->att_sc = calloc(nth * group * ENG__ATT_BLOCK, sizeof(float));
   s->att_acc = calloc(nth * group * hp->head_dim, sizeof(float));
+  s->ws_bytes = (ENG__SGEMM_ROWS * max_in * sizeof(float) + 63) / 64 * 64;
   if (m->k->gemm.run) {
     s->actp_bytes = m->k->gemm.act_bytes((int64_t)(max_in + 255) / 256 * 256, (int)(B * nu));
-    s->ws_bytes = (m->k->gemm.ws_bytes((int64_t)(max_in + 255) / 256 * 256) + 63) / 64 * 64;
+    size_t gw = (m->k->gemm.ws_bytes((int64_t)(max_in + 255) / 256 * 256) + 63) / 64 * 64;
+    if (gw > s->ws_bytes) s->ws_bytes = gw;
     s->actp = aligned_alloc(64, (s->actp_bytes + 63) / 64 * 64);
-    s->gemm_ws = aligned_alloc(64, nth * s->ws_bytes);
-    if (!s->actp || !s->gemm_ws) return eng__err(err, ENG_ENOMEM, "out of memory for the GEMM buffers");
+    if (!s->actp) return eng__err(err, ENG_ENOMEM, "out of memory for the GEMM buffers");
   }
+  s->gemm_ws = aligned_alloc(64, nth * s->ws_bytes);
+  if (!s->gemm_ws) return eng__err(err, ENG_ENOMEM, "out of memory for the GEMM buffers");
   if (!s->x || !s->h || !s->o || !s->q || !s->att || !s->k || !s->v || !s->rope || !s->router || !s->sel ||
       !s->selw || !s->ff_g || !s->ff_u || !s->ff_out || !s->yslot || !s->actq[0] || !s->actq[1] || !s->actq_ff ||
       !s->tok_of || !s->pair_of || !s->exp_off || !s->att_sc || !s->att_acc)
@@ -386,6 +391,8 @@ int eng_model_open(const char *path, const eng_model_opts *opts, eng_model **out
       }
     }
     m->kv_budget = opts ? opts->kv_budget_bytes : 0;
+    /* OpenBLAS runs inside our pool's tasks: its own threads would fight ours */
+    openblas_set_num_threads(1);
   }
   const char *tmpl;
   size_t tlen;
