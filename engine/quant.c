@@ -687,12 +687,21 @@ static void attn_accum_scalar(float *acc, int G, int hd, const float *P, int nb,
     }
 }
 
+/* Rows ahead whose bytes are requested before their dot product (decode streams weights
+ * from DRAM; one thread's hardware prefetcher alone does not keep enough lines in flight). */
+#define PREFETCH_ROWS 4
+
 void eng__mul_mat_generic(const eng__type_traits *tt, int64_t n, const void *w, size_t wrow, int64_t nrows,
                           const void *a, size_t arow, int T, float *y, size_t ystride) {
-  for (int64_t r = 0; r < nrows; r++)
+  for (int64_t r = 0; r < nrows; r++) {
+    if (r + PREFETCH_ROWS < nrows) {
+      const char *nx = (const char *)w + (size_t)(r + PREFETCH_ROWS) * wrow;
+      for (size_t off = 0; off < wrow; off += 64) __builtin_prefetch(nx + off, 0, 0);
+    }
     for (int t = 0; t < T; t++)
       tt->vec_dot(n, &y[(size_t)t * ystride + (size_t)r], (const uint8_t *)w + (size_t)r * wrow,
                   (const uint8_t *)a + (size_t)t * arow);
+  }
 }
 
 #define MM_SCALAR(NAME, TYPE)                                                                                   \
