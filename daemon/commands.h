@@ -33,6 +33,9 @@ extern const char cmd_logits_usage[];
 extern const char cmd_mkmodel_usage[];
 extern const char cmd_tokenize_usage[];
 extern const char cmd_tool_usage[];
+extern const char cmd_repomap_usage[];
+extern const char cmd_checkpoint_usage[];
+extern const char cmd_render_usage[];
 extern const char cmd_bench_usage[];
 
 int cmd_version(int argc, char **argv);
@@ -46,6 +49,9 @@ int cmd_logits(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_tool(int argc, char **argv);
+int cmd_repomap(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
+int cmd_render(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 
 #endif

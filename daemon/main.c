@@ -28,6 +28,9 @@ const qc_command qc_commands[] = {
     {"generate", "generate text with a local model", cmd_generate_usage, cmd_generate},
     {"logits", "print the top logits for a list of token ids", cmd_logits_usage, cmd_logits},
     {"mkmodel", "write a synthetic model with random weights", cmd_mkmodel_usage, cmd_mkmodel},
+    {"repomap", "print the ranked map of a repository's definitions", cmd_repomap_usage, cmd_repomap},
+    {"checkpoint", "create, list, diff, restore or prune snapshots of a workspace", cmd_checkpoint_usage, cmd_checkpoint},
+    {"render", "print the exact prompt for a conversation", cmd_render_usage, cmd_render},
     {"bench", "measure prompt and generation speed of a local model", cmd_bench_usage, cmd_bench},
     {NULL, NULL, NULL, NULL},
 };

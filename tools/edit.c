@@ -335,6 +335,7 @@ static int tool_edit_file(tool_call_ctx *ctx, const json_t *args, tool_result *r
   json_object_set_new(d, "replacements", json_integer((json_int_t)nhits));
   tool__add_location(res, p.abs, (long)first_line);
   rc = tool__ok_take(res, qc_buf_detach(&msg, NULL));
+  tool__report_syntax(res, p.rel, content, clen, out.data, out.len);
   goto out;
 toobig:
   rc = tool__fail(res, TOOL_ETOOBIG, "the edited %s would exceed %zu bytes", p.rel, (size_t)TOOL__FILE_MAX);

@@ -259,6 +259,7 @@ static int tool_write_file(tool_call_ctx *ctx, const json_t *args, tool_result *
     if (rc != TOOL_OK) goto fail;
     rc = tool__ok(res, "%s %s (%zu bytes, %ld lines).", existed ? "Wrote" : "Created", p.rel, clen,
                   tool__count_lines(content, clen));
+    tool__report_syntax(res, p.rel, existed ? old : NULL, olen, content, clen);
   }
   char hash[65];
   qc_sha256_hex(content, clen, hash);

@@ -365,5 +365,13 @@ extern const tool_def tool__edit_defs[];    /* edit.c: edit_file */
 extern const tool_def tool__grep_defs[];    /* grep.c: grep */
 extern const tool_def tool__exec_defs[];    /* exec.c: run_command */
 extern const tool_def tool__tests_defs[];   /* tests.c: run_tests */
+extern const tool_def tool__code_defs[];    /* code_tools.c: code_outline, find_symbol */
+extern const tool_def tool__git_defs[];     /* git_cmds.c: git_status/diff/log/blame/show */
+
+/* After a successful write of a source file (code_tools.c): syntax errors in new_text
+ * that old_text (NULL for a new file) did not have are added to res->data.syntax_errors
+ * and noted in res->output. Nothing happens for files without a grammar. */
+void tool__report_syntax(tool_result *res, const char *path, const char *old_text, size_t old_len,
+                         const char *new_text, size_t new_len);
 
 #endif /* QC_TOOLS_INTERNAL_H */

@@ -31,6 +31,8 @@ static const tool_def *const tool__lists[] = {
     tool__grep_defs,
     tool__exec_defs,
     tool__tests_defs,
+    tool__code_defs,
+    tool__git_defs,
     NULL,
 };
 

@@ -261,5 +261,81 @@ json_t *tool_tests_parse(const char *format, const char *text, size_t len, const
 /* The test command detected from the project's files (malloc'd), with *runner set to
  * "ctest", "make", "go", "cargo", "pytest" or "npm"; NULL when none. */
 char *tool_tests_detect(tool_ws *ws, const char **runner);
+/* ---- code intelligence and git ----------------------------------------------------
+ * (tree-sitter and libgit2; tools code_outline, find_symbol, git_status, git_diff,
+ * git_log, git_blame, git_show are in the registry like the others.) */
+
+/* Syntax check of a source file after a write: the ERROR/MISSING nodes of new_text that
+ * were not already in old_text (old_text NULL for a new file). "Not already there" is by
+ * (message, trimmed source line) counted as a multiset, so errors an edit merely moved are
+ * not reported. *errors is a new array of {"line","column","message","context"} (1-based
+ * line and byte column; empty when clean, at most 20), or NULL when no grammar applies to
+ * the path (or the text is too large to parse). Returns TOOL_OK or TOOL_ENOMEM. */
+int tool_syntax_check(const char *path, const char *old_text, size_t old_len,
+                      const char *new_text, size_t new_len, json_t **errors);
+
+/* Checkpoints: snapshots of the workspace's files as commits under
+ * refs/qcoder/checkpoints/<id> of its repository (or of a shadow repository under the
+ * state directory when the workspace is not in one), taken without touching HEAD, the
+ * index or any file. They cover tracked files and untracked files that are not ignored,
+ * with modes and symlinks; restore makes exactly those equal the checkpoint again (files
+ * created since are removed, ignored files and .git are never touched). Ids look like
+ * "20261125T011013.042Z-1a2b3c4d"; functions taking an id accept a unique prefix, the commit
+ * hash (7+ hex digits) or "latest". Each returns TOOL_OK or a TOOL_E* code with *errmsg
+ * (malloc'd). */
+int tool_checkpoint_create(tool_ws *ws, const char *message, char **id, char **errmsg);
+/* [{"id","commit","time","time_ms","message"}], newest first (new reference). */
+int tool_checkpoint_list(tool_ws *ws, json_t **list, char **errmsg);
+/* Unified patch from the checkpoint to the files as they are now (malloc'd), and
+ * {"files_changed","insertions","deletions"} when stats is not NULL. */
+int tool_checkpoint_diff(tool_ws *ws, const char *id, char **patch, json_t **stats,
+                         char **errmsg);
+/* The full id a user's id (prefix, commit hash, "latest") names (malloc'd). */
+int tool_checkpoint_resolve(tool_ws *ws, const char *id, char **full_id, char **errmsg);
+/* Forget old checkpoints: all but the newest `keep` that are older than `older_than_s`
+ * seconds lose their ref (the objects go at the next `git gc`). *removed counts them. */
+int tool_checkpoint_prune(tool_ws *ws, size_t keep, int64_t older_than_s, size_t *removed,
+                          char **errmsg);
+/* *summary: {"restored","removed","unchanged","errors":[{"path","error"}]}. */
+int tool_checkpoint_restore(tool_ws *ws, const char *id, json_t **summary, char **errmsg);
+
+/* Commit the current changes to a new branch, as `git switch -c BRANCH && git add -A &&
+ * git commit -m MESSAGE` would: the commit holds every tracked and untracked-not-ignored
+ * file of the working tree, its parent is HEAD (none on an unborn branch), the author is
+ * user.name/user.email from git config or "qcoder <qcoder@localhost>", HEAD moves to the
+ * new branch and the index is set to the commit; files are not touched. No hooks run
+ * (libgit2 has none). TOOL_EEXISTS when the branch exists, TOOL_ENOTREPO outside a
+ * repository. *commit: the new commit's hex id (malloc'd). */
+int tool_git_commit_branch(tool_ws *ws, const char *branch, const char *message, char **commit,
+                           char **errmsg);
+
+/* Repo map (Aider's idea): the definitions of a repository ranked by how much the rest of
+ * it refers to them — PageRank over the graph "file A refers to an identifier defined in
+ * file B", personalised toward focus files — rendered as file paths followed by the
+ * signature lines of their top definitions, within a token budget. Build it once per
+ * workspace and call update() when files may have changed: only files whose size or
+ * mtime changed are parsed again. Not thread-safe: one call at a time per map. */
+typedef struct tool_repomap tool_repomap;
+/* Tokens in text[0..len); NULL means len/4 (rounded up). */
+typedef size_t (*tool_token_count_fn)(void *user, const char *text, size_t len);
+
+typedef struct tool_repomap_stats {
+  size_t files;          /* source files in the map */
+  size_t definitions;    /* definition tags */
+  size_t references;     /* reference tags */
+  size_t parsed_last;    /* files parsed by the last update (or create) */
+  size_t parsed_total;   /* files parsed since create */
+  double last_update_ms; /* wall time of the last update */
+} tool_repomap_stats;
+
+/* Scan and parse the workspace rooted at `root` (an existing directory). */
+int tool_repomap_create(const char *root, tool_repomap **out, char **errmsg);
+int tool_repomap_update(tool_repomap *m, char **errmsg);
+/* The map text (malloc'd; "" for an empty repository). `focus`: workspace-relative paths
+ * of files in the conversation (may be NULL); budget 0 means 1024 tokens. */
+char *tool_repomap_render(tool_repomap *m, const char *const *focus, size_t nfocus,
+                          size_t budget, tool_token_count_fn count, void *user);
+void tool_repomap_get_stats(const tool_repomap *m, tool_repomap_stats *st);
+void tool_repomap_free(tool_repomap *m);
 
 #endif /* QC_TOOLS_H */
