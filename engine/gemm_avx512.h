@@ -225,10 +225,12 @@ static inline __attribute__((always_inline)) void gemm_tile(const uint8_t *wp, s
       _Pragma("GCC unroll 4")
       for (int r = 0; r < R; r++) {
         const uint8_t *w = wp + (size_t)r * wstride + (size_t)sb * SB_BYTES;
+        /* two chains of two: half the dependent latency */
         __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[r][0], A0);
-        s = _mm512_dpbusd_epi32(s, W[r][1], A1);
+        __m512i s2 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), W[r][1], A1);
         s = _mm512_dpbusd_epi32(s, W[r][2], A2);
-        s = _mm512_dpbusd_epi32(s, W[r][3], A3);
+        s2 = _mm512_dpbusd_epi32(s2, W[r][3], A3);
+        s = _mm512_add_epi32(s, s2);
         const __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_loadu_ps((const float *)(w + 256)));
         acc[r][c] = _mm512_fmadd_ps(f, sa, acc[r][c]);
         acc[r][c] = _mm512_fnmadd_ps(_mm512_loadu_ps((const float *)(w + 320)), Sa, acc[r][c]);
@@ -275,15 +277,12 @@ static void gemm(uint32_t wtype, int64_t n, const void *w, size_t wrow, int64_t 
   uint8_t *wp = ws;
   for (int64_t r0 = 0; r0 < nrows; r0 += GEMM_ROWS) {
     const int nr = (int)(nrows - r0 < GEMM_ROWS ? nrows - r0 : GEMM_ROWS);
-    /* the next panel's weights come from DRAM: ask for them now, they arrive while this
-     * panel computes (otherwise the unpack waits for every line) */
-    if (r0 + GEMM_ROWS < nrows) {
-      const int64_t nn = nrows - r0 - GEMM_ROWS < GEMM_ROWS ? nrows - r0 - GEMM_ROWS : GEMM_ROWS;
-      const char *nx = (const char *)w + (size_t)(r0 + GEMM_ROWS) * wrow;
-      for (size_t off = 0; off < (size_t)nn * wrow; off += 64) _mm_prefetch(nx + off, _MM_HINT_T1);
-    }
     for (int r = 0; r < nr; r++) {
       const uint8_t *row = (const uint8_t *)w + (size_t)(r0 + r) * wrow;
+      /* the same row of the next panel comes from DRAM: ask for it now, a row at a time
+       * (a burst of a whole panel's lines overflows the miss queues and is dropped) */
+      if (r0 + GEMM_ROWS + r < nrows)
+        for (size_t off = 0; off < wrow; off += 64) _mm_prefetch((const char *)row + (size_t)GEMM_ROWS * wrow + off, _MM_HINT_T1);
       for (int sb = 0; sb < nsb; sb++) up(row, sb, wp + (size_t)r * wstride + (size_t)sb * SB_BYTES);
     }
     gemm_rows(wp, wstride, nr, panel, T, nsb, y + r0, ystride);
