@@ -121,8 +121,8 @@ static int run_agent(eng_model *m, int turns, int user_tok, int reply_tok, agent
   for (int k = 0; k < turns; k++) {
     qc_buf_init(&users[k], (size_t)1 << 22);
     qc_buf_init(&replies[k], (size_t)1 << 22);
-    synth_text(&users[k], user_tok * 3 / 4);
-    synth_text(&replies[k], reply_tok * 3 / 4);
+    synth_text(&users[k], user_tok * 5 / 6);
+    synth_text(&replies[k], reply_tok * 5 / 6);
   }
   eng_session_opts so = {.n_ctx = (uint32_t)(turns * (user_tok + reply_tok) * 2 + 1024)};
   if (eng_session_new(m, &so, &s, &err)) {

@@ -20,7 +20,7 @@
  * MoE layer are one run over (expert, row chunk) tasks of every selected expert — so
  * experts with many tokens and experts with one keep both cores busy — with gate and up
  * fused (one task computes a chunk of gate rows and the same up rows, then SiLU·mul);
- * down is another such run. Attention is one run over (token, KV head) tasks, each
+ * down is another such run. Attention is one run over (query block, KV head) tasks, each
  * computing its query heads with an online softmax over blocks of ENG__ATT_BLOCK cached
  * positions (no score matrix of the whole context). Decode reads only the selected
  * experts' rows. Memory: only the model's scratch and the session's cache are touched —
@@ -220,53 +220,69 @@ typedef struct attn_task {
   eng_session *s;
   uint32_t layer;
   size_t pos0;
+  int T;
   float scale;
 } attn_task;
 
-/* Token t, KV head g: the `group` query heads that share it, each with an online softmax
- * over the cached positions 0..pos in blocks: scores of a block, new running max, rescale
- * the accumulator and the sum, add the block's weighted values. */
+/* A block of up to ENG__ATT_QBLOCK query tokens and one KV head g: the `group` query heads
+ * of each token share g. The cached positions are walked once, in blocks of
+ * ENG__ATT_BLOCK (K and V of a block stay in L1 while every token of the query block uses
+ * them — a long context is read from memory once per query block, not once per token),
+ * with an online softmax per (token, head): scores of the block, new running max,
+ * rescale the accumulator and the sum, add the block's weighted values. Positions after a
+ * token's own are masked out. */
 static void attn_run(void *ctx, int task, int worker) {
   const attn_task *c = ctx;
   eng_session *s = c->s;
   eng_model *m = s->m;
   const eng__ops *op = &m->k->op;
   const int nkvh = (int)m->hp.n_head_kv, hd = (int)m->hp.head_dim, group = (int)(m->hp.n_head / m->hp.n_head_kv);
-  const int t = task / nkvh, g = task % nkvh;
-  const size_t pos = c->pos0 + (size_t)t, nq = (size_t)m->hp.n_head * (size_t)hd;
+  const int g = task % nkvh, t0 = (task / nkvh) * (int)ENG__ATT_QBLOCK;
+  const int nt = c->T - t0 < (int)ENG__ATT_QBLOCK ? c->T - t0 : (int)ENG__ATT_QBLOCK;
+  const size_t nq = (size_t)m->hp.n_head * (size_t)hd, gh = (size_t)group * (size_t)hd;
   float *S = m->s.att_sc + (size_t)worker * (size_t)group * ENG__ATT_BLOCK;
-  float *acc = m->s.att_acc + (size_t)worker * (size_t)group * (size_t)hd;
-  float mx[ENG__MAX_HEADS], l[ENG__MAX_HEADS];
-  for (int h = 0; h < group; h++) {
-    mx[h] = -INFINITY;
-    l[h] = 0;
+  float *acc = m->s.att_acc + (size_t)worker * ENG__ATT_QBLOCK * gh;
+  float *mx = m->s.att_ml + (size_t)worker * ENG__ATT_QBLOCK * (size_t)group * 2, *l = mx + ENG__ATT_QBLOCK * (size_t)group;
+  for (int i = 0; i < nt * group; i++) {
+    mx[i] = -INFINITY;
+    l[i] = 0;
   }
-  memset(acc, 0, (size_t)group * (size_t)hd * sizeof(float));
-  const float *q0 = m->s.q + (size_t)t * nq + (size_t)g * (size_t)group * (size_t)hd;
-  for (size_t j0 = 0; j0 <= pos; j0 += ENG__ATT_BLOCK) {
-    const int nb = (int)(pos + 1 - j0 < ENG__ATT_BLOCK ? pos + 1 - j0 : ENG__ATT_BLOCK);
-    op->attn_scores(q0, group, hd, eng__kv_kt(s, c->layer, (uint32_t)g, j0), ENG__KV_CHUNK, nb, c->scale, S);
-    for (int h = 0; h < group; h++) {
-      float *sc = S + (size_t)h * ENG__ATT_BLOCK;
-      float bm = -INFINITY;
-      for (int j = 0; j < nb; j++)
-        if (sc[j] > bm) bm = sc[j];
-      if (bm > mx[h]) {
-        if (l[h] > 0) {
-          const float corr = expf(mx[h] - bm);
-          l[h] *= corr;
-          op->scale(acc + (size_t)h * (size_t)hd, corr, hd);
+  memset(acc, 0, (size_t)nt * gh * sizeof(float));
+  const size_t last = c->pos0 + (size_t)(t0 + nt - 1);
+  for (size_t j0 = 0; j0 <= last; j0 += ENG__ATT_BLOCK) {
+    const float *KT = eng__kv_kt(s, c->layer, (uint32_t)g, j0);
+    const float *V = eng__kv_v(s, c->layer, j0) + (size_t)g * (size_t)hd;
+    for (int ti = 0; ti < nt; ti++) {
+      const size_t pos = c->pos0 + (size_t)(t0 + ti);
+      if (j0 > pos) continue;
+      const int nb = (int)(pos + 1 - j0 < ENG__ATT_BLOCK ? pos + 1 - j0 : ENG__ATT_BLOCK);
+      const float *q = m->s.q + (size_t)(t0 + ti) * nq + (size_t)g * gh;
+      float *a = acc + (size_t)ti * gh;
+      op->attn_scores(q, group, hd, KT, ENG__KV_CHUNK, nb, c->scale, S);
+      for (int h = 0; h < group; h++) {
+        float *sc = S + (size_t)h * ENG__ATT_BLOCK;
+        const int k = ti * group + h;
+        float bm = -INFINITY;
+        for (int j = 0; j < nb; j++) bm = sc[j] > bm ? sc[j] : bm;
+        if (bm > mx[k]) {
+          if (l[k] > 0) {
+            const float corr = expf(mx[k] - bm);
+            l[k] *= corr;
+            op->scale(a + (size_t)h * (size_t)hd, corr, hd);
+          }
+          mx[k] = bm;
         }
-        mx[h] = bm;
+        l[k] += op->exp_sum(sc, mx[k], nb);
       }
-      l[h] += op->exp_sum(sc, mx[h], nb);
+      op->attn_accum(a, group, hd, S, nb, V, s->kv_dim);
     }
-    op->attn_accum(acc, group, hd, S, nb, eng__kv_v(s, c->layer, j0) + (size_t)g * (size_t)hd, s->kv_dim);
   }
-  float *out = m->s.att + (size_t)t * nq + (size_t)g * (size_t)group * (size_t)hd;
-  for (int h = 0; h < group; h++) {
-    memcpy(out + (size_t)h * (size_t)hd, acc + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
-    op->scale(out + (size_t)h * (size_t)hd, 1.0f / l[h], hd);
+  for (int ti = 0; ti < nt; ti++) {
+    float *out = m->s.att + (size_t)(t0 + ti) * nq + (size_t)g * gh;
+    for (int h = 0; h < group; h++) {
+      memcpy(out + (size_t)h * (size_t)hd, acc + (size_t)ti * gh + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
+      op->scale(out + (size_t)h * (size_t)hd, 1.0f / l[ti * group + h], hd);
+    }
   }
 }
 
@@ -450,8 +466,8 @@ int eng__forward(eng_session *s, const int32_t *tokens, int T, size_t pos0, floa
       }
       memcpy(eng__kv_v(s, il, pos0 + (size_t)t), sc->v + t * nkv, nkv * sizeof(float));
     }
-    attn_task at = {s, il, pos0, kq_scale};
-    eng__pool_run(m->pool, attn_run, &at, T * (int)nkvh);
+    attn_task at = {s, il, pos0, T, kq_scale};
+    eng__pool_run(m->pool, attn_run, &at, (T + (int)ENG__ATT_QBLOCK - 1) / (int)ENG__ATT_QBLOCK * (int)nkvh);
     matmul(m, &L->wo, 0, sc->att, nq, T, sc->o, D);
     op->add(sc->x, sc->o, (int64_t)((size_t)T * D));
     for (int t = 0; t < T; t++) op->rmsnorm(sc->x + t * D, L->ffn_norm, sc->h + t * D, (int64_t)D, hp->rms_eps);

@@ -53,6 +53,10 @@
 /* Attention block: KV positions scored at a time (online softmax); K and V of a block of
  * one KV head stay in L1 (2 · 32 · 128 · 4 B = 32 KB). Divides ENG__KV_CHUNK. */
 #define ENG__ATT_BLOCK 32u
+/* Attention query block: prompt tokens that walk the cache together (each cached block is
+ * read from memory once per query block; the accumulators, 16 · 8 heads · 128 · 4 B =
+ * 64 KB per thread at the 30B-A3B shapes, stay in L2). */
+#define ENG__ATT_QBLOCK 16u
 /* Pause instructions a pool thread spins before it sleeps (~100 µs on current x86: PAUSE
  * is ~65 cycles on Zen, ~140 on Skylake+). Long enough to bridge the serial gaps between
  * the runs of one decoded token, short enough not to burn a shared core while idle. */

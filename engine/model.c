@@ -315,7 +315,8 @@ static int alloc_scratch(eng_model *m, eng_error *err) {
   s->pair_of = calloc(B * nu, sizeof(int32_t));
   s->exp_off = calloc(E + 1, sizeof(int32_t));
   s->att_sc = calloc(nth * group * ENG__ATT_BLOCK, sizeof(float));
-  s->att_acc = calloc(nth * group * hp->head_dim, sizeof(float));
+  s->att_acc = calloc(nth * ENG__ATT_QBLOCK * group * hp->head_dim, sizeof(float));
+  s->att_ml = calloc(nth * 2 * ENG__ATT_QBLOCK * group, sizeof(float));
   s->ws_bytes = (ENG__SGEMM_ROWS * max_in * sizeof(float) + 63) / 64 * 64;
   if (m->k->gemm.run) {
     s->actp_bytes = m->k->gemm.act_bytes((int64_t)(max_in + 255) / 256 * 256, (int)(B * nu));
@@ -328,7 +329,7 @@ static int alloc_scratch(eng_model *m, eng_error *err) {
   if (!s->gemm_ws) return eng__err(err, ENG_ENOMEM, "out of memory for the GEMM buffers");
   if (!s->x || !s->h || !s->o || !s->q || !s->att || !s->k || !s->v || !s->rope || !s->router || !s->sel ||
       !s->selw || !s->ff_g || !s->ff_u || !s->ff_out || !s->yslot || !s->actq[0] || !s->actq[1] || !s->actq_ff ||
-      !s->tok_of || !s->pair_of || !s->exp_off || !s->att_sc || !s->att_acc)
+      !s->tok_of || !s->pair_of || !s->exp_off || !s->att_sc || !s->att_acc || !s->att_ml)
     return eng__err(err, ENG_ENOMEM, "out of memory for the forward-pass buffers");
   return 0;
 }
@@ -337,7 +338,7 @@ static void free_scratch(eng__scratch *s) {
   free(s->x); free(s->h); free(s->o); free(s->q); free(s->att); free(s->k); free(s->v); free(s->rope);
   free(s->router); free(s->sel); free(s->selw); free(s->ff_g); free(s->ff_u); free(s->ff_out);
   free(s->yslot); free(s->actq[0]); free(s->actq[1]); free(s->actq_ff); free(s->tok_of); free(s->pair_of);
-  free(s->exp_off); free(s->att_sc); free(s->att_acc); free(s->actp); free(s->gemm_ws);
+  free(s->exp_off); free(s->att_sc); free(s->att_acc); free(s->att_ml); free(s->actp); free(s->gemm_ws);
 }
 
 /* Gate and up are fused over one converted input: their activation formats must agree. */

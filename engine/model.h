@@ -67,7 +67,8 @@ typedef struct eng__scratch {
   int32_t *pair_of;                       /* [B][n_used] index of (token, slot) in the grouped order */
   int32_t *exp_off;                       /* [n_expert + 1] start of each expert's pairs */
   float *att_sc;                          /* [threads][heads per kv head][ENG__ATT_BLOCK] scores */
-  float *att_acc;                         /* [threads][heads per kv head][head_dim] */
+  float *att_acc;                         /* [threads][ENG__ATT_QBLOCK][heads per kv head][head_dim] */
+  float *att_ml;                          /* [threads][2][ENG__ATT_QBLOCK · heads per kv head] max, sum */
   uint8_t *actp;                          /* activation panels of the int8 GEMM (all segments of a run) */
   uint8_t *gemm_ws;                       /* [threads][gemm workspace] */
   size_t actp_bytes, ws_bytes;
