@@ -141,11 +141,12 @@ static int64_t chunk_rows(int64_t total_rows, int nth, int T) {
  * vec_dot: it is the specification. */
 static int how(const eng_model *m, const mm_seg *sg) {
   const eng__gemm *g = &m->k->gemm;
-  if (m->mm_mode == ENG__MM_VECDOT || m->k == &eng__kernels_scalar || !sg->x) return MM_VECDOT;
-  if (m->mm_mode == ENG__MM_SGEMM) return sg->T > 1 ? MM_SGEMM : MM_VECDOT;
+  if (m->mm_mode == ENG__MM_VECDOT || m->k == &eng__kernels_scalar) return MM_VECDOT;
+  if (m->mm_mode == ENG__MM_SGEMM) return sg->T > 1 && sg->x ? MM_SGEMM : MM_VECDOT;
   int int8 = g->run && g->supports(sg->W->type, (int64_t)sg->W->ne0) && (!sg->U || g->supports(sg->U->type, (int64_t)sg->U->ne0));
   if (int8 && (m->mm_mode == ENG__MM_INT8 || sg->T >= g->min_t)) return MM_INT8;
-  if (sg->W->type == ENG__T_F32 && sg->T >= ENG__SGEMM_MIN_T && (!sg->U || sg->U->type == sg->W->type)) return MM_SGEMM;
+  if (sg->x && sg->W->type == ENG__T_F32 && sg->T >= ENG__SGEMM_MIN_T && (!sg->U || sg->U->type == sg->W->type))
+    return MM_SGEMM;
   return MM_VECDOT;
 }
 
