@@ -19,7 +19,7 @@ const char cmd_generate_usage[] =
     "                       [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
     "                       [--repeat-penalty R] [--repeat-last-n N] [--seed S]\n"
     "                       [--stop STR]... [--ignore-eos] [--ctx N] [-t THREADS]\n"
-    "                       [--kernels scalar] [-q]\n"
+    "                       [--kernels scalar|avx2|avx512] [-q]\n"
     "\n"
     "Stream a continuation to stdout. --chat wraps TEXT as a ChatML user turn followed by\n"
     "the assistant header. Defaults are Qwen3-Coder's generation config (temperature 0.7,\n"

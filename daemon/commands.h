@@ -42,6 +42,7 @@ extern const char cmd_fixtests_usage[];
 extern const char cmd_run_usage[];
 extern const char cmd_acp_usage[];
 extern const char cmd_lsp_usage[];
+extern const char cmd_bench_usage[];
 
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
@@ -63,5 +64,6 @@ int cmd_fixtests(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_acp(int argc, char **argv);
 int cmd_lsp(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

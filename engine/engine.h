@@ -62,6 +62,11 @@ typedef struct eng_model_opts {
   int vocab_only;       /* load metadata and tokenizer only (tensors not required) */
   const char *kernels;  /* NULL = best for this CPU; "scalar", "avx2", "avx512" force a
                            path (the QCODER_KERNELS environment variable does the same) */
+  size_t kv_budget_bytes; /* KV-cache bytes all sessions of the model may hold together;
+                           0 = no limit. Caches grow in chunks of 256 positions; when a
+                           chunk would exceed the budget, the least recently used idle
+                           sessions lose their cache (their next request re-prefills, see
+                           eng_session_evictions). */
 } eng_model_opts;
 
 typedef struct eng_hparams {
@@ -93,6 +98,15 @@ const eng_hparams *eng_model_hparams(const eng_model *m);
 const char *eng_model_chat_template(const eng_model *m);
 /* The kernel path in use: "scalar", "avx2" or "avx512". */
 const char *eng_model_kernels(const eng_model *m);
+/* Bytes of weights one decoded token reads: every attention matrix, the router, the
+ * selected experts' slices (n_expert_used of each stack), norms, one embedding row and
+ * the LM head. Divided into the machine's read bandwidth it bounds decode speed. */
+uint64_t eng_model_active_bytes(const eng_model *m);
+/* Worker threads of the forward pass (the caller's thread counts as one). */
+int eng_model_threads(const eng_model *m);
+/* Bytes of KV cache all sessions hold now, and sessions evicted so far (budget). */
+size_t eng_model_kv_bytes(eng_model *m);
+uint64_t eng_model_kv_evictions(eng_model *m);
 
 /* What is in the file, for `qcoder model-info`: the container, the tensors by type, and
  * the tokenizer as the metadata describes it. */
@@ -192,6 +206,8 @@ uint32_t eng_session_n_ctx(const eng_session *s);
 size_t eng_session_n_past(const eng_session *s);
 const int32_t *eng_session_history(const eng_session *s);
 void eng_session_reset(eng_session *s);
+/* Bytes of KV cache this session holds (0 after an eviction). */
+size_t eng_session_kv_bytes(eng_session *s);
 
 /* Run `tokens` at the next positions. If `logits` is non-NULL it receives n × n_vocab
  * floats, the logits after each token (row i predicts the token after tokens[i]). */

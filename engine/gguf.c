@@ -307,6 +307,19 @@ static int parse_file(eng__gguf *g, const char *path, uint32_t file_idx, parsed_
   close(fd);
   if (m == MAP_FAILED) return eng__err(err, ENG_EIO, "%s: cannot map: %s", path, strerror(errno));
   f->map = m;
+  /* Paging hints, for measurements ($QCODER_MADVISE = hugepage | willneed | sequential |
+   * random): none is the default, as none measured better (BENCHMARKS.md). A refused hint
+   * is harmless. */
+  const char *adv = getenv("QCODER_MADVISE");
+  if (adv && *adv) {
+    int a = !strcmp(adv, "willneed") ? MADV_WILLNEED : !strcmp(adv, "sequential") ? MADV_SEQUENTIAL
+          : !strcmp(adv, "random") ? MADV_RANDOM :
+#ifdef MADV_HUGEPAGE
+          !strcmp(adv, "hugepage") ? MADV_HUGEPAGE :
+#endif
+          -1;
+    if (a >= 0) (void)madvise(m, f->size, a);
+  }
 
   cursor c = {.p = f->map, .size = f->size, .path = path, .err = err};
   snprintf(c.what, sizeof c.what, "header");

@@ -38,8 +38,29 @@
 #define ENG__MAX_THREADS 256
 /* Context (KV cache) length a session may ask for: 1M tokens (Qwen3-Coder with YaRN). */
 #define ENG__MAX_CTX (1u << 20)
-/* Prompt tokens processed per forward pass in prefill (bounds the batch scratch). */
-#define ENG__BATCH 64u
+/* Prompt tokens processed per forward pass in prefill (the ubatch; bounds the batch
+ * scratch, ~100 MB at the 30B-A3B shapes). Large enough that each expert sees ~32 tokens
+ * of a batch on average (512 · 8 / 128), so its weights stream once for all of them. */
+#define ENG__BATCH 512u
+/* sgemm path: float weight rows dequantised at a time per task (64 × 4096 floats = 1 MB of
+ * workspace per thread), and the fewest activation rows for which sgemm beats vec_dot
+ * rows on float weights (the F32 router). */
+#define ENG__SGEMM_ROWS 64
+#define ENG__SGEMM_MIN_T 8
+/* KV-cache chunk: positions allocated at a time (a 30B-A3B chunk of 256 is 50 MB; the
+ * cache of a 32K context is never allocated up front). */
+#define ENG__KV_CHUNK 256u
+/* Attention block: KV positions scored at a time (online softmax); K and V of a block of
+ * one KV head stay in L1 (2 · 32 · 128 · 4 B = 32 KB). Divides ENG__KV_CHUNK. */
+#define ENG__ATT_BLOCK 32u
+/* Attention query block: prompt tokens that walk the cache together (each cached block is
+ * read from memory once per query block; the accumulators, 16 · 8 heads · 128 · 4 B =
+ * 64 KB per thread at the 30B-A3B shapes, stay in L2). */
+#define ENG__ATT_QBLOCK 16u
+/* Pause instructions a pool thread spins before it sleeps (~100 µs on current x86: PAUSE
+ * is ~65 cycles on Zen, ~140 on Skylake+). Long enough to bridge the serial gaps between
+ * the runs of one decoded token, short enough not to burn a shared core while idle. */
+#define ENG__POOL_SPIN 4000
 /* Stop strings per generation and their length: they are matched on every token. */
 #define ENG__MAX_STOP 64u
 #define ENG__MAX_STOP_LEN 1024u

@@ -24,7 +24,9 @@
 #include "engine/gguf.h"
 #include "engine/internal.h"
 #include "engine/limits.h"
+#include "engine/pool.h"
 #include "engine/quant.h"
+#include <unistd.h>
 
 typedef struct shape {
   const char *arch;
@@ -329,22 +331,67 @@ static int write_vocab(eng__gguf_writer *w, const eng_mkmodel_opts *o, shape *sh
 
 #define CHUNK_VALUES ((size_t)1 << 20)
 
-static int emit_tensor(eng__gguf_writer *w, const tdesc *t, uint64_t seed, size_t index, float *buf, uint8_t *qbuf,
-                       eng_error *err) {
-  const eng__type_traits *tt = &eng__kernels_scalar.t[t->type];
+/* One tensor is produced a chunk of rows at a time, pipelined over the thread pool: in
+ * each pool run, task 0 draws the next chunk of random values (the generator is one
+ * sequential stream per tensor, so drawing cannot be split) while the other tasks
+ * quantise groups of rows of the current chunk. Rows are quantised independently by the
+ * same scalar reference functions, so the bytes are those of a single-threaded run. */
+typedef struct emit_job {
+  const tdesc *t;
+  const eng__type_traits *tt;
+  rng *r;
+  float std;
+  uint64_t ne0;
+  size_t rb;
+  float *cur, *next;      /* chunk being quantised, chunk being drawn */
+  uint64_t cur_rows, next_rows;
+  uint8_t *qbuf;
+  uint64_t rows_per_task;
+} emit_job;
+
+static void draw_rows(const emit_job *j, float *dst, uint64_t nr) {
+  for (uint64_t i = 0; i < nr * j->ne0; i++)
+    dst[i] = j->t->kind == 1 ? 1.0f + 0.1f * rng_normal(j->r) : j->std * rng_normal(j->r);
+}
+
+static void emit_task(void *ctx, int task, int worker) {
+  (void)worker;
+  const emit_job *j = ctx;
+  if (task == 0) {
+    if (j->next_rows) draw_rows(j, j->next, j->next_rows);
+    return;
+  }
+  uint64_t r0 = (uint64_t)(task - 1) * j->rows_per_task, r1 = r0 + j->rows_per_task;
+  if (r1 > j->cur_rows) r1 = j->cur_rows;
+  for (uint64_t k = r0; k < r1; k++) j->tt->quantize_row(j->cur + k * j->ne0, j->qbuf + k * j->rb, (int64_t)j->ne0);
+}
+
+static int emit_tensor(eng__gguf_writer *w, eng__pool *pool, const tdesc *t, uint64_t seed, size_t index, float *buf[2],
+                       uint8_t *qbuf, eng_error *err) {
   const uint64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2];
-  const size_t rb = eng__ggml_row_size(t->type, ne0);
   rng r;
   rng_seed(&r, seed, index + 1);
-  float std = t->kind == 0 ? 1.0f / sqrtf((float)t->fan_in) : t->kind == 2 ? 1.0f : 1.5f / sqrtf((float)ne0);
-  size_t rows_per_chunk = CHUNK_VALUES / ne0 ? CHUNK_VALUES / ne0 : 1;
-  for (uint64_t r0 = 0; r0 < rows; r0 += rows_per_chunk) {
-    uint64_t nr = rows - r0 < rows_per_chunk ? rows - r0 : rows_per_chunk;
-    for (uint64_t i = 0; i < nr * ne0; i++)
-      buf[i] = t->kind == 1 ? 1.0f + 0.1f * rng_normal(&r) : std * rng_normal(&r);
-    for (uint64_t k = 0; k < nr; k++) tt->quantize_row(buf + k * ne0, qbuf + k * rb, (int64_t)ne0);
-    int rc = eng__gguf_writer_write(w, qbuf, nr * rb, err);
+  emit_job j = {t, &eng__kernels_scalar.t[t->type], &r, 0, ne0, eng__ggml_row_size(t->type, ne0), buf[0], buf[1], 0, 0,
+                qbuf, 1};
+  j.std = t->kind == 0 ? 1.0f / sqrtf((float)t->fan_in) : t->kind == 2 ? 1.0f : 1.5f / sqrtf((float)ne0);
+  uint64_t rows_per_chunk = CHUNK_VALUES / ne0 ? CHUNK_VALUES / ne0 : 1;
+  j.cur_rows = rows < rows_per_chunk ? rows : rows_per_chunk;
+  draw_rows(&j, j.cur, j.cur_rows);
+  const int nth = eng__pool_size(pool);
+  uint64_t done = 0;
+  while (j.cur_rows) {
+    uint64_t left = rows - done - j.cur_rows;
+    j.next_rows = left < rows_per_chunk ? left : rows_per_chunk;
+    j.rows_per_task = (j.cur_rows + (uint64_t)nth * 4 - 1) / ((uint64_t)nth * 4);
+    if (!j.rows_per_task) j.rows_per_task = 1;
+    eng__pool_run(pool, emit_task, &j, 1 + (int)((j.cur_rows + j.rows_per_task - 1) / j.rows_per_task));
+    int rc = eng__gguf_writer_write(w, qbuf, j.cur_rows * j.rb, err);
     if (rc) return rc;
+    done += j.cur_rows;
+    float *tmp = j.cur;
+    j.cur = j.next;
+    j.next = tmp;
+    j.cur_rows = j.next_rows;
   }
   return 0;
 }
@@ -353,9 +400,10 @@ int eng_mkmodel(const eng_mkmodel_opts *o, eng_error *err) {
   int rc, mix;
   shape sh;
   tdesc *t = NULL;
-  float *buf = NULL;
+  float *buf[2] = {NULL, NULL};
   uint8_t *qbuf = NULL;
   eng__gguf *src = NULL;
+  eng__pool *pool = NULL;
   if (!o || !o->out) return eng__err(err, ENG_EARG, "no output file given");
   uint32_t type = parse_type(o->type, &mix);
   if (type == UINT32_MAX)
@@ -406,21 +454,26 @@ int eng_mkmodel(const eng_mkmodel_opts *o, eng_error *err) {
     if (t[i].ne[0] > max_row) max_row = t[i].ne[0];
   }
   size_t cap = CHUNK_VALUES > max_row ? CHUNK_VALUES : max_row;
-  buf = malloc(cap * sizeof *buf);
+  buf[0] = malloc(cap * sizeof(float));
+  buf[1] = malloc(cap * sizeof(float));
   qbuf = malloc(cap * sizeof(float));
-  if (!buf || !qbuf) {
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (eng__pool_new(ncpu > 0 ? (int)(ncpu < ENG__MAX_THREADS ? ncpu : ENG__MAX_THREADS) : 1, &pool)) pool = NULL;
+  if (!buf[0] || !buf[1] || !qbuf || !pool) {
     rc = eng__err(err, ENG_ENOMEM, "out of memory");
     goto out;
   }
   if ((rc = eng__gguf_writer_begin(w, o->out, err))) goto out;
   for (size_t i = 0; i < nt; i++)
-    if ((rc = emit_tensor(w, &t[i], o->seed, i, buf, qbuf, err))) goto out;
+    if ((rc = emit_tensor(w, pool, &t[i], o->seed, i, buf, qbuf, err))) goto out;
   rc = eng__gguf_writer_finish(w, err);
 out:
   eng__gguf_writer_free(w);
   eng__gguf_close(src);
   free(t);
-  free(buf);
+  eng__pool_free(pool);
+  free(buf[0]);
+  free(buf[1]);
   free(qbuf);
   return rc;
 }

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "engine/internal.h"
 #include "engine/limits.h"
 #include "engine/model.h"
@@ -283,12 +285,13 @@ static int alloc_scratch(eng_model *m, eng_error *err) {
   const size_t nkv = (size_t)hp->n_head_kv * hp->head_dim;
   const size_t ff = m->moe ? hp->n_ff_exp : hp->n_ff;
   const size_t nu = m->moe ? hp->n_expert_used : 1, E = m->moe ? hp->n_expert : 1;
+  const size_t nth = (size_t)eng__pool_size(m->pool), group = hp->n_head / hp->n_head_kv;
   size_t max_in = D > nq ? D : nq;
   if (ff > max_in) max_in = ff;
   m->max_in = max_in;
-  /* widest activation row in any vec_dot format: F32 is the widest per value (4 bytes)
-   * except Q8_K/Q8_0 per block, all below 4 bytes per value */
-  size_t act_row = max_in * 4 + 292;
+  /* widest activation row in any vec_dot format: F32 is the widest per value (4 bytes);
+   * Q8_K/Q8_0 blocks are below 4 bytes per value */
+  size_t act_row = max_in * 4 + 292, ff_row = (D > ff ? D : ff) * 4 + 292;
   eng__scratch *s = &m->s;
   s->x = calloc(B * D, sizeof(float));
   s->h = calloc(B * D, sizeof(float));
@@ -301,25 +304,53 @@ static int alloc_scratch(eng_model *m, eng_error *err) {
   s->router = calloc(B * E, sizeof(float));
   s->sel = calloc(B * nu, sizeof(int32_t));
   s->selw = calloc(B * nu, sizeof(float));
-  s->ff_g = calloc(B * ff, sizeof(float));
-  s->ff_u = calloc(B * ff, sizeof(float));
-  s->ff_in = calloc(B * D, sizeof(float));
+  s->ff_g = calloc(B * nu * ff, sizeof(float));
+  s->ff_u = calloc(B * nu * ff, sizeof(float));
   s->ff_out = calloc(B * D, sizeof(float));
   s->yslot = calloc(B * nu * D, sizeof(float));
-  s->actq = calloc(B, act_row);
+  s->actq[0] = calloc(B, act_row);
+  s->actq[1] = calloc(B, act_row);
+  s->actq_ff = calloc(B * nu, ff_row);
   s->tok_of = calloc(B * nu, sizeof(int32_t));
-  s->slot_of = calloc(B * nu, sizeof(int32_t));
+  s->pair_of = calloc(B * nu, sizeof(int32_t));
+  s->exp_off = calloc(E + 1, sizeof(int32_t));
+  s->att_sc = calloc(nth * group * ENG__ATT_BLOCK, sizeof(float));
+  s->att_acc = calloc(nth * ENG__ATT_QBLOCK * group * hp->head_dim, sizeof(float));
+  s->att_ml = calloc(nth * 2 * ENG__ATT_QBLOCK * group, sizeof(float));
+  s->ws_bytes = (ENG__SGEMM_ROWS * max_in * sizeof(float) + 63) / 64 * 64;
+  if (m->k->gemm.run) {
+    s->actp_bytes = m->k->gemm.act_bytes((int64_t)(max_in + 255) / 256 * 256, (int)(B * nu));
+    size_t gw = (m->k->gemm.ws_bytes((int64_t)(max_in + 255) / 256 * 256) + 63) / 64 * 64;
+    if (gw > s->ws_bytes) s->ws_bytes = gw;
+    s->actp = aligned_alloc(64, (s->actp_bytes + 63) / 64 * 64);
+    if (!s->actp) return eng__err(err, ENG_ENOMEM, "out of memory for the GEMM buffers");
+  }
+  s->gemm_ws = aligned_alloc(64, nth * s->ws_bytes);
+  if (!s->gemm_ws) return eng__err(err, ENG_ENOMEM, "out of memory for the GEMM buffers");
   if (!s->x || !s->h || !s->o || !s->q || !s->att || !s->k || !s->v || !s->rope || !s->router || !s->sel ||
-      !s->selw || !s->ff_g || !s->ff_u || !s->ff_in || !s->ff_out || !s->yslot || !s->actq || !s->tok_of ||
-      !s->slot_of)
+      !s->selw || !s->ff_g || !s->ff_u || !s->ff_out || !s->yslot || !s->actq[0] || !s->actq[1] || !s->actq_ff ||
+      !s->tok_of || !s->pair_of || !s->exp_off || !s->att_sc || !s->att_acc || !s->att_ml)
     return eng__err(err, ENG_ENOMEM, "out of memory for the forward-pass buffers");
   return 0;
 }
 
 static void free_scratch(eng__scratch *s) {
   free(s->x); free(s->h); free(s->o); free(s->q); free(s->att); free(s->k); free(s->v); free(s->rope);
-  free(s->router); free(s->sel); free(s->selw); free(s->ff_g); free(s->ff_u); free(s->ff_in); free(s->ff_out);
-  free(s->yslot); free(s->actq); free(s->tok_of); free(s->slot_of);
+  free(s->router); free(s->sel); free(s->selw); free(s->ff_g); free(s->ff_u); free(s->ff_out);
+  free(s->yslot); free(s->actq[0]); free(s->actq[1]); free(s->actq_ff); free(s->tok_of); free(s->pair_of);
+  free(s->exp_off); free(s->att_sc); free(s->att_acc); free(s->att_ml); free(s->actp); free(s->gemm_ws);
+}
+
+/* Gate and up are fused over one converted input: their activation formats must agree. */
+static int check_fusable(eng_model *m, eng_error *err) {
+  for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+    const eng__layer *L = &m->layers[il];
+    const eng__w *g = m->moe ? &L->gate_exps : &L->ffn_gate, *u = m->moe ? &L->up_exps : &L->ffn_up;
+    if (m->k->t[g->type].vec_dot_type != m->k->t[u->type].vec_dot_type)
+      return eng__err(err, ENG_EUNSUPPORTED, "%s: layer %u: gate (%s) and up (%s) weights need different activation formats",
+                      eng__gguf_path(m->g), il, eng__ggml_type(g->type)->name, eng__ggml_type(u->type)->name);
+  }
+  return 0;
 }
 
 /* ---- open / close ------------------------------------------------------------------------- */
@@ -338,7 +369,7 @@ int eng_model_open(const char *path, const eng_model_opts *opts, eng_model **out
   if (!m->vocab_only) {
     if ((rc = load_tensors(m, err))) goto fail;
     setup_rope(m);
-    if ((rc = alloc_scratch(m, err))) goto fail;
+    if ((rc = check_fusable(m, err))) goto fail;
     int nt = opts ? opts->n_threads : 0;
     if (nt <= 0) {
       long nc = sysconf(_SC_NPROCESSORS_ONLN);
@@ -349,6 +380,20 @@ int eng_model_open(const char *path, const eng_model_opts *opts, eng_model **out
       rc = eng__err(err, ENG_ENOMEM, "cannot start %d worker threads", nt);
       goto fail;
     }
+    if ((rc = alloc_scratch(m, err))) goto fail;
+    const char *mm = getenv("QCODER_MATMUL");
+    if (mm && *mm) {
+      if (!strcmp(mm, "vecdot")) m->mm_mode = ENG__MM_VECDOT;
+      else if (!strcmp(mm, "int8")) m->mm_mode = ENG__MM_INT8;
+      else if (!strcmp(mm, "sgemm")) m->mm_mode = ENG__MM_SGEMM;
+      else if (strcmp(mm, "auto") != 0) {
+        rc = eng__err(err, ENG_EARG, "QCODER_MATMUL='%s': use auto, vecdot, int8 or sgemm", mm);
+        goto fail;
+      }
+    }
+    m->kv_budget = opts ? opts->kv_budget_bytes : 0;
+    /* OpenBLAS runs inside our pool's tasks: its own threads would fight ours */
+    openblas_set_num_threads(1);
   }
   const char *tmpl;
   size_t tlen;
@@ -387,6 +432,40 @@ void eng_model_close(eng_model *m) {
 const eng_hparams *eng_model_hparams(const eng_model *m) { return &m->hp; }
 const char *eng_model_chat_template(const eng_model *m) { return m->chat_template; }
 const char *eng_model_kernels(const eng_model *m) { return m->k->name; }
+static uint64_t w_bytes(const eng__w *w) { return (uint64_t)w->row_bytes * w->ne1; }
+
+uint64_t eng_model_active_bytes(const eng_model *m) {
+  if (m->vocab_only) return 0;
+  const eng_hparams *hp = &m->hp;
+  uint64_t b = m->tok_embd.row_bytes + w_bytes(&m->output) + 4ull * hp->n_embd;
+  for (uint32_t il = 0; il < hp->n_layer; il++) {
+    const eng__layer *L = &m->layers[il];
+    b += w_bytes(&L->wq) + w_bytes(&L->wk) + w_bytes(&L->wv) + w_bytes(&L->wo);
+    b += 4ull * (2 * hp->n_embd + 2 * hp->head_dim);  /* norms */
+    if (m->moe)
+      b += w_bytes(&L->gate_inp) +
+           (uint64_t)hp->n_expert_used * (w_bytes(&L->gate_exps) + w_bytes(&L->up_exps) + w_bytes(&L->down_exps));
+    else
+      b += w_bytes(&L->ffn_gate) + w_bytes(&L->ffn_up) + w_bytes(&L->ffn_down);
+  }
+  return b;
+}
+
+int eng_model_threads(const eng_model *m) { return m->pool ? eng__pool_size(m->pool) : 0; }
+
+size_t eng_model_kv_bytes(eng_model *m) {
+  pthread_mutex_lock(&m->mu);
+  size_t v = m->kv_used;
+  pthread_mutex_unlock(&m->mu);
+  return v;
+}
+
+uint64_t eng_model_kv_evictions(eng_model *m) {
+  pthread_mutex_lock(&m->mu);
+  uint64_t v = m->n_evictions;
+  pthread_mutex_unlock(&m->mu);
+  return v;
+}
 const eng__tok *eng__model_tok(const eng_model *m) { return m->tok; }
 
 void eng_model_get_info(const eng_model *m, eng_model_info *o) {

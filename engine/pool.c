@@ -1,8 +1,12 @@
 /* pool.c — persistent worker threads (see pool.h).
  *
- * A run publishes (fn, ctx, n_tasks) under the mutex, bumps a generation counter and
- * broadcasts; every thread, the caller included, then claims tasks from an atomic counter
- * until none are left. The last thread to finish its claims signals the caller.
+ * A run publishes (fn, ctx, n_tasks), then bumps a generation counter; every thread, the
+ * caller included, claims tasks from an atomic counter until none are left, and the last
+ * worker to finish tells the caller. Decode issues a few dozen runs per token a few
+ * microseconds apart, so waking a sleeping thread (a futex round trip, tens of µs) on
+ * every run would cost more than the work: waiting threads first spin on the counter for
+ * ENG__POOL_SPIN pauses (about 100 µs) and only then sleep on a condition variable. The
+ * publisher takes the mutex and broadcasts only when someone sleeps.
  */
 #include "engine/pool.h"
 
@@ -10,18 +14,29 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
+#include "engine/limits.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+static inline void cpu_relax(void) { _mm_pause(); }
+#else
+static inline void cpu_relax(void) {}
+#endif
+
 struct eng__pool {
   int n;                 /* threads including the caller */
   pthread_t *threads;
   pthread_mutex_t mu;
   pthread_cond_t start, done;
-  unsigned long gen;
-  int quit;
+  atomic_ulong gen;
+  atomic_int quit;
   eng__task_fn fn;
   void *ctx;
   int n_tasks;
   atomic_int next;
-  int active;            /* workers still working on this generation */
+  atomic_int active;     /* workers still working on this generation */
+  int sleepers;          /* workers blocked on `start` (under mu) */
+  int caller_waiting;    /* the caller blocked on `done` (under mu) */
 };
 
 typedef struct worker_arg {
@@ -31,7 +46,7 @@ typedef struct worker_arg {
 
 static void drain(eng__pool *p, int id) {
   for (;;) {
-    int t = atomic_fetch_add(&p->next, 1);
+    int t = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
     if (t >= p->n_tasks) break;
     p->fn(p->ctx, t, id);
   }
@@ -43,17 +58,30 @@ static void *worker_main(void *a) {
   int id = wa->id;
   free(wa);
   unsigned long seen = 0;
-  pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->quit && p->gen == seen) pthread_cond_wait(&p->start, &p->mu);
-    if (p->quit) break;
-    seen = p->gen;
-    pthread_mutex_unlock(&p->mu);
+    unsigned long g;
+    int spins = 0;
+    while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen && !atomic_load(&p->quit)) {
+      if (++spins < ENG__POOL_SPIN) {
+        cpu_relax();
+        continue;
+      }
+      pthread_mutex_lock(&p->mu);
+      p->sleepers++;
+      while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit)) pthread_cond_wait(&p->start, &p->mu);
+      p->sleepers--;
+      pthread_mutex_unlock(&p->mu);
+      spins = 0;
+    }
+    if (atomic_load(&p->quit)) break;
+    seen = g;
     drain(p, id);
-    pthread_mutex_lock(&p->mu);
-    if (--p->active == 0) pthread_cond_signal(&p->done);
+    if (atomic_fetch_sub_explicit(&p->active, 1, memory_order_acq_rel) == 1) {
+      pthread_mutex_lock(&p->mu);
+      if (p->caller_waiting) pthread_cond_signal(&p->done);
+      pthread_mutex_unlock(&p->mu);
+    }
   }
-  pthread_mutex_unlock(&p->mu);
   return NULL;
 }
 
@@ -65,6 +93,10 @@ int eng__pool_new(int n_threads, eng__pool **out) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->start, NULL);
   pthread_cond_init(&p->done, NULL);
+  atomic_init(&p->gen, 0);
+  atomic_init(&p->quit, 0);
+  atomic_init(&p->next, 0);
+  atomic_init(&p->active, 0);
   p->threads = calloc((size_t)n_threads, sizeof *p->threads);
   if (!p->threads) {
     eng__pool_free(p);
@@ -93,7 +125,7 @@ int eng__pool_new(int n_threads, eng__pool **out) {
 void eng__pool_free(eng__pool *p) {
   if (!p) return;
   pthread_mutex_lock(&p->mu);
-  p->quit = 1;
+  atomic_store(&p->quit, 1);
   pthread_cond_broadcast(&p->start);
   pthread_mutex_unlock(&p->mu);
   for (int i = 1; i < p->n; i++)
@@ -113,17 +145,26 @@ void eng__pool_run(eng__pool *p, eng__task_fn fn, void *ctx, int n_tasks) {
     for (int t = 0; t < n_tasks; t++) fn(ctx, t, 0);
     return;
   }
-  pthread_mutex_lock(&p->mu);
   p->fn = fn;
   p->ctx = ctx;
   p->n_tasks = n_tasks;
-  atomic_store(&p->next, 0);
-  p->active = p->n - 1;
-  p->gen++;
-  pthread_cond_broadcast(&p->start);
+  atomic_store_explicit(&p->next, 0, memory_order_relaxed);
+  atomic_store_explicit(&p->active, p->n - 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+  pthread_mutex_lock(&p->mu);
+  if (p->sleepers) pthread_cond_broadcast(&p->start);
   pthread_mutex_unlock(&p->mu);
   drain(p, 0);
-  pthread_mutex_lock(&p->mu);
-  while (p->active > 0) pthread_cond_wait(&p->done, &p->mu);
-  pthread_mutex_unlock(&p->mu);
+  int spins = 0;
+  while (atomic_load_explicit(&p->active, memory_order_acquire) > 0) {
+    if (++spins < ENG__POOL_SPIN) {
+      cpu_relax();
+      continue;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->caller_waiting = 1;
+    while (atomic_load(&p->active) > 0) pthread_cond_wait(&p->done, &p->mu);
+    p->caller_waiting = 0;
+    pthread_mutex_unlock(&p->mu);
+  }
 }

@@ -8,10 +8,13 @@
 #include "engine/quant.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/internal.h"
+#include "engine/limits.h"
 
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #define MAX(a, b) ((a) > (b) ? (a) : (b))
@@ -600,6 +603,121 @@ static void q6_K_vec_dot(int64_t n, float *s, const void *vx, const void *vy) {
   *s = sum;
 }
 
+/* ---- the other loops of the forward pass ------------------------------------------------- */
+
+/* ggml_rms_norm (double sum of float squares) then multiply by the weight. */
+static void rmsnorm_scalar(const float *x, const float *w, float *y, int64_t n, float eps) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+  const float mean = (float)(sum / (double)n);
+  const float scale = 1.0f / sqrtf(mean + eps);
+  for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * w[i];
+}
+
+/* ggml_soft_max: max, exp, double sum, multiply by the inverse. */
+static void softmax_scalar(float *x, int64_t n) {
+  float max = -INFINITY;
+  for (int64_t i = 0; i < n; i++)
+    if (x[i] > max) max = x[i];
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = expf(x[i] - max);
+    sum += (double)x[i];
+  }
+  const float inv = (float)(1.0 / sum);
+  for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+static void silu_mul_scalar(float *g, const float *u, int64_t n) {
+  for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* NEOX rotation: pairs (i, i + hd/2). */
+static void rope_scalar(float *v, const float *cache, int hd) {
+  const int half = hd / 2;
+  for (int i = 0; i < half; i++) {
+    const float c = cache[2 * i], sn = cache[2 * i + 1];
+    const float x0 = v[i], x1 = v[i + half];
+    v[i] = x0 * c - x1 * sn;
+    v[i + half] = x0 * sn + x1 * c;
+  }
+}
+
+static float dot_scalar(const float *a, const float *b, int64_t n) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) sum += (double)(a[i] * b[i]);
+  return (float)sum;
+}
+
+static void axpy_scalar(float *y, float a, const float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+static void scale_scalar(float *y, float a, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] *= a;
+}
+
+static void add_scalar(float *y, const float *x, int64_t n) {
+  for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static float exp_sum_scalar(float *x, float m, int64_t n) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) {
+    x[i] = expf(x[i] - m);
+    sum += (double)x[i];
+  }
+  return (float)sum;
+}
+
+static void attn_scores_scalar(const float *q, int G, int hd, const float *KT, size_t ldk, int nb, float scale, float *S) {
+  for (int h = 0; h < G; h++)
+    for (int j = 0; j < nb; j++) {
+      double d = 0;
+      for (int i = 0; i < hd; i++) d += (double)(q[h * hd + i] * KT[(size_t)i * ldk + (size_t)j]);
+      S[h * ENG__ATT_BLOCK + j] = (float)d * scale;
+    }
+}
+
+static void attn_accum_scalar(float *acc, int G, int hd, const float *P, int nb, const float *V, size_t ldv) {
+  for (int h = 0; h < G; h++)
+    for (int j = 0; j < nb; j++) {
+      const float p = P[h * ENG__ATT_BLOCK + j];
+      for (int i = 0; i < hd; i++) acc[h * hd + i] += p * V[(size_t)j * ldv + (size_t)i];
+    }
+}
+
+/* Rows ahead whose bytes are requested before their dot product (decode streams weights
+ * from DRAM; one thread's hardware prefetcher alone does not keep enough lines in flight). */
+#define PREFETCH_ROWS 4
+
+void eng__mul_mat_generic(const eng__type_traits *tt, int64_t n, const void *w, size_t wrow, int64_t nrows,
+                          const void *a, size_t arow, int T, float *y, size_t ystride) {
+  for (int64_t r = 0; r < nrows; r++) {
+    if (r + PREFETCH_ROWS < nrows) {
+      const char *nx = (const char *)w + (size_t)(r + PREFETCH_ROWS) * wrow;
+      for (size_t off = 0; off < wrow; off += 64) __builtin_prefetch(nx + off, 0, 0);
+    }
+    for (int t = 0; t < T; t++)
+      tt->vec_dot(n, &y[(size_t)t * ystride + (size_t)r], (const uint8_t *)w + (size_t)r * wrow,
+                  (const uint8_t *)a + (size_t)t * arow);
+  }
+}
+
+#define MM_SCALAR(NAME, TYPE)                                                                                   \
+  static void NAME(int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, size_t arow, int T,      \
+                   float *y, size_t ystride) {                                                                  \
+    eng__mul_mat_generic(&eng__kernels_scalar.t[TYPE], n, w, wrow, nrows, a, arow, T, y, ystride);              \
+  }
+MM_SCALAR(mm_f32, ENG__T_F32)
+MM_SCALAR(mm_f16, ENG__T_F16)
+MM_SCALAR(mm_bf16, ENG__T_BF16)
+MM_SCALAR(mm_q8_0, ENG__T_Q8_0)
+MM_SCALAR(mm_q4_0, ENG__T_Q4_0)
+MM_SCALAR(mm_q4_K, ENG__T_Q4_K)
+MM_SCALAR(mm_q5_K, ENG__T_Q5_K)
+MM_SCALAR(mm_q6_K, ENG__T_Q6_K)
+
 /* ---- the table ------------------------------------------------------------------------- */
 
 const eng__kernels eng__kernels_scalar = {
@@ -614,26 +732,105 @@ const eng__kernels eng__kernels_scalar = {
         [ENG__T_Q5_K] = {"Q5_K", 256, 176, ENG__T_Q8_K, q5_K_to_float, q5_K_quantize_ref, NULL, q5_K_vec_dot},
         [ENG__T_Q6_K] = {"Q6_K", 256, 210, ENG__T_Q8_K, q6_K_to_float, q6_K_quantize_ref, NULL, q6_K_vec_dot},
         [ENG__T_Q8_K] = {"Q8_K", 256, 292, ENG__T_Q8_K, q8_K_to_float, q8_K_from_float, q8_K_from_float, NULL},
-    }};
+    },
+    .mul_mat = {
+        [ENG__T_F32] = mm_f32, [ENG__T_F16] = mm_f16, [ENG__T_BF16] = mm_bf16, [ENG__T_Q8_0] = mm_q8_0,
+        [ENG__T_Q4_0] = mm_q4_0, [ENG__T_Q4_K] = mm_q4_K, [ENG__T_Q5_K] = mm_q5_K, [ENG__T_Q6_K] = mm_q6_K,
+    },
+    .op = {rmsnorm_scalar, softmax_scalar, silu_mul_scalar, rope_scalar, dot_scalar, axpy_scalar, scale_scalar,
+           add_scalar, exp_sum_scalar, attn_scores_scalar, attn_accum_scalar},
+};
 
 int eng__type_supported(uint32_t type) {
   return type < ENG__T_COUNT && type != ENG__T_Q8_K && eng__kernels_scalar.t[type].vec_dot != NULL;
 }
 
-static const eng__kernels *const all_tables[] = {&eng__kernels_scalar};
+/* ---- CPU features and table selection ---------------------------------------------------- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+static uint64_t xgetbv0(void) {
+  uint32_t lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+static eng__cpu_features cpu;
+static const eng__kernels *tables[3];
+static size_t n_tables;
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT, tables_once = PTHREAD_ONCE_INIT;
+
+static void detect_cpu(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  if (__get_cpuid(1, &a, &b, &c, &d)) {
+    int osxsave = (c >> 27) & 1;
+    uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+    int avx_os = (xcr0 & 6) == 6, avx512_os = (xcr0 & 0xE6) == 0xE6;
+    int avx = (c >> 28) & 1;
+    cpu.fma = avx_os && ((c >> 12) & 1);
+    cpu.f16c = avx_os && ((c >> 29) & 1);
+    if (__get_cpuid_max(0, NULL) >= 7) {
+      __cpuid_count(7, 0, a, b, c, d);
+      cpu.avx2 = avx_os && avx && ((b >> 5) & 1);
+      cpu.avx512f = avx512_os && ((b >> 16) & 1);
+      cpu.avx512dq = avx512_os && ((b >> 17) & 1);
+      cpu.avx512bw = avx512_os && ((b >> 30) & 1);
+      cpu.avx512vl = avx512_os && ((b >> 31) & 1);
+      cpu.avx512vnni = avx512_os && ((c >> 11) & 1);
+      unsigned max_sub = a;
+      if (max_sub >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        cpu.avx512bf16 = avx512_os && ((a >> 5) & 1);
+      }
+    }
+  }
+#endif
+}
+
+static void detect(void) {
+  pthread_once(&cpu_once, detect_cpu);
+  tables[n_tables++] = &eng__kernels_scalar;
+  const eng__kernels *k;
+  if (cpu.avx2 && cpu.fma && cpu.f16c && (k = eng__kernels_avx2())) tables[n_tables++] = k;
+  if (cpu.avx512f && cpu.avx512bw && cpu.avx512dq && cpu.avx512vl && cpu.avx512vnni && cpu.fma && cpu.f16c &&
+      (k = eng__kernels_avx512()))
+    tables[n_tables++] = k;
+}
+
+const eng__cpu_features *eng__cpu(void) {
+  pthread_once(&cpu_once, detect_cpu);
+  return &cpu;
+}
 
 const eng__kernels *const *eng__kernels_all(size_t *n) {
-  *n = sizeof all_tables / sizeof *all_tables;
-  return all_tables;
+  pthread_once(&tables_once, detect);
+  *n = n_tables;
+  return tables;
+}
+
+static void list_available(char *buf, size_t len) {
+  size_t w = 0;
+  buf[0] = 0;
+  for (size_t i = 0; i < n_tables && w < len; i++) w += (size_t)snprintf(buf + w, len - w, "%s%s", i ? ", " : "", tables[i]->name);
 }
 
 int eng__kernels_get(const char *name, const eng__kernels **out, eng_error *err) {
+  pthread_once(&tables_once, detect);
   if (!name || !*name) name = getenv("QCODER_KERNELS");
-  if (!name || !*name || strcmp(name, "scalar") == 0) {
-    *out = &eng__kernels_scalar;
+  if (!name || !*name || strcmp(name, "best") == 0) {
+    *out = tables[n_tables - 1];
     return ENG_OK;
   }
+  for (size_t i = 0; i < n_tables; i++)
+    if (strcmp(tables[i]->name, name) == 0) {
+      *out = tables[i];
+      return ENG_OK;
+    }
+  char avail[64];
+  list_available(avail, sizeof avail);
   if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0)
-    return eng__err(err, ENG_EUNSUPPORTED, "kernel path '%s' is not available in this build (available: scalar)", name);
-  return eng__err(err, ENG_EARG, "unknown kernel path '%s' (known: scalar, avx2, avx512; available: scalar)", name);
+    return eng__err(err, ENG_EUNSUPPORTED, "kernel path '%s' is not available on this CPU (available: %s)", name, avail);
+  return eng__err(err, ENG_EARG, "unknown kernel path '%s' (known: scalar, avx2, avx512; available: %s)", name, avail);
 }

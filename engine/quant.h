@@ -27,11 +27,26 @@
  *
  * ## The dispatch table
  *
- * eng__kernels holds, per weight type, the functions above. The scalar table in quant.c is
- * the specification. A SIMD path (AVX2, AVX-512) is another eng__kernels whose entries
- * point at faster functions where it has them and at the scalar ones elsewhere; it must
- * compute the same results (integer parts bit-identical, float sums within rounding) and
- * is tested against the scalar table. eng__kernels_get picks a table by name.
+ * eng__kernels holds, per weight type, the functions above, plus the other hot loops of
+ * the forward pass (eng__ops: norms, softmax, RoPE, SiLU·mul, the float vector helpers
+ * attention is made of). The scalar table in quant.c is the specification. A SIMD path
+ * (quant_avx2.c: AVX2+FMA+F16C; quant_avx512.c: AVX-512 F/BW/DQ/VL + VNNI, and BF16 where
+ * the CPU has it) is another eng__kernels whose entries point at faster functions; it
+ * must compute the same results — conversions (to_float, from_float) bit-identical, dot
+ * products and float loops within float rounding — and test_quant/test_ops check exactly
+ * that. Those files are compiled with their ISA flags (and -ffp-contract=off, so a mul
+ * followed by an add stays two roundings as in the scalar code); nothing else is, so the
+ * binary runs on any x86-64 and picks a table at run time from cpuid/xgetbv
+ * (eng__cpu_features). eng__kernels_get picks a table by name, $QCODER_KERNELS, or the
+ * best one available.
+ *
+ * ## Matrix products over several activation rows (prefill)
+ *
+ * mul_mat computes a tile y[t][r] = W[r] · A[t] for a run of weight rows and T activation
+ * rows. The scalar version is vec_dot in a loop. The AVX-512 one, for larger T, unpacks a
+ * panel of weight rows once into 8-bit values with per-16-value float scales (the "panel"
+ * layout of quant_avx512.c) and runs VNNI vpdpbusd over all T rows against it, so the
+ * unpacking cost is paid once per row instead of once per (row, token).
  */
 #ifndef QC_ENGINE_QUANT_H
 #define QC_ENGINE_QUANT_H
@@ -77,10 +92,75 @@ typedef struct eng__type_traits {
   eng__vec_dot_fn vec_dot;      /* weight row · converted activation row */
 } eng__type_traits;
 
+/* y[t·ystride + r] = W row r · A row t, for r in 0..nrows-1 and t in 0..T-1 (rows of W
+ * wrow bytes apart, of A arow bytes apart, A in the vec_dot_type). */
+typedef void (*eng__mul_mat_fn)(int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, size_t arow, int T,
+                                float *y, size_t ystride);
+
+/* The non-matmul loops of the forward pass. Scalar versions follow ggml's CPU backend
+ * (double sums in norms and softmax); SIMD versions are within float rounding. */
+typedef struct eng__ops {
+  /* y = x / sqrt(mean(x²) + eps) · w (x and y may alias) */
+  void (*rmsnorm)(const float *x, const float *w, float *y, int64_t n, float eps);
+  /* in place: x = exp(x - max) / Σ */
+  void (*softmax)(float *x, int64_t n);
+  /* g = silu(g) · u */
+  void (*silu_mul)(float *g, const float *u, int64_t n);
+  /* NEOX rotation of one head by (cos, sin) pairs */
+  void (*rope)(float *v, const float *cache, int hd);
+  float (*dot)(const float *a, const float *b, int64_t n);
+  /* y += a·x */
+  void (*axpy)(float *y, float a, const float *x, int64_t n);
+  /* y *= a */
+  void (*scale)(float *y, float a, int64_t n);
+  /* y += x */
+  void (*add)(float *y, const float *x, int64_t n);
+  /* x = exp(x - m) in place; returns Σ x (online softmax over a block of scores) */
+  float (*exp_sum)(float *x, float m, int64_t n);
+  /* Attention over a block of nb ≤ ENG__ATT_BLOCK cached positions for G query heads of
+   * hd values: S[h·ENG__ATT_BLOCK + j] = scale · Σ_d q[h·hd + d] · KT[d·ldk + j] (keys
+   * stored transposed), and acc[h·hd + d] += Σ_j P[h·ENG__ATT_BLOCK + j] · V[j·ldv + d]. */
+  void (*attn_scores)(const float *q, int G, int hd, const float *KT, size_t ldk, int nb, float scale, float *S);
+  void (*attn_accum)(float *acc, int G, int hd, const float *P, int nb, const float *V, size_t ldv);
+} eng__ops;
+
+/* The int8 GEMM of a table, split so a product converts its activations once (act) and
+ * each task then runs its rows against them (run, with a per-thread workspace of
+ * ws_bytes). NULL members: the table has none. */
+typedef struct eng__gemm {
+  int (*supports)(uint32_t wtype, int64_t n);
+  size_t (*act_bytes)(int64_t n, int T);
+  size_t (*ws_bytes)(int64_t n);
+  void (*act)(uint32_t wtype, int64_t n, const void *a, size_t arow, int T, void *panel);
+  void (*run)(uint32_t wtype, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *panel, int T, float *y,
+              size_t ystride, void *ws);
+  int min_t;                    /* fewer activation rows: vec_dot rows are faster */
+} eng__gemm;
+
 typedef struct eng__kernels {
   const char *name;             /* "scalar", "avx2", "avx512" */
   eng__type_traits t[ENG__T_COUNT];
+  eng__mul_mat_fn mul_mat[ENG__T_COUNT];
+  eng__ops op;
+  eng__gemm gemm;
 } eng__kernels;
+
+/* What this CPU (and its OS, through XCR0) can run. */
+typedef struct eng__cpu_features {
+  int avx2, fma, f16c;
+  int avx512f, avx512bw, avx512dq, avx512vl, avx512vnni, avx512bf16;
+} eng__cpu_features;
+
+const eng__cpu_features *eng__cpu(void);
+
+/* The SIMD tables (quant_avx2.c, quant_avx512.c); NULL when not built for this target.
+ * Only usable when eng__cpu() says so: eng__kernels_all/get check. */
+const eng__kernels *eng__kernels_avx2(void);
+const eng__kernels *eng__kernels_avx512(void);
+
+/* Scalar building blocks the SIMD tables fall back to (quant.c). */
+void eng__mul_mat_generic(const eng__type_traits *tt, int64_t n, const void *w, size_t wrow, int64_t nrows,
+                          const void *a, size_t arow, int T, float *y, size_t ystride);
 
 /* The scalar table (the specification). */
 extern const eng__kernels eng__kernels_scalar;
@@ -90,7 +170,7 @@ extern const eng__kernels eng__kernels_scalar;
 const eng__kernels *const *eng__kernels_all(size_t *n);
 
 /* Pick a kernel table: `name` if given, else $QCODER_KERNELS, else the best available for
- * this CPU (today: scalar). Unknown names are ENG_EARG, known but unavailable paths
+ * this CPU (avx512, else avx2, else scalar). Unknown names are ENG_EARG, known but unavailable paths
  * ENG_EUNSUPPORTED, each with a message listing what is available. */
 int eng__kernels_get(const char *name, const eng__kernels **out, eng_error *err);
 

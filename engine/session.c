@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "common/common.h"
@@ -20,6 +19,67 @@
 #include "engine/limits.h"
 #include "engine/model.h"
 #include "engine/sample.h"
+
+/* ---- the KV cache: chunks, the budget, LRU eviction (all under m->mu) ------------------- */
+
+static void lru_unlink(eng_session *s) {
+  eng_model *m = s->m;
+  if (s->lru_prev) s->lru_prev->lru_next = s->lru_next;
+  else if (m->lru_head == s) m->lru_head = s->lru_next;
+  if (s->lru_next) s->lru_next->lru_prev = s->lru_prev;
+  s->lru_prev = s->lru_next = NULL;
+}
+
+static void lru_touch(eng_session *s) {
+  eng_model *m = s->m;
+  if (m->lru_head == s) return;
+  lru_unlink(s);
+  s->lru_next = m->lru_head;
+  if (m->lru_head) m->lru_head->lru_prev = s;
+  m->lru_head = s;
+}
+
+static void drop_cache(eng_session *s) {
+  for (size_t c = 0; c < s->n_chunk_slots; c++)
+    if (s->chunk[c]) {
+      free(s->chunk[c]);
+      s->chunk[c] = NULL;
+      s->m->kv_used -= s->chunk_bytes;
+    }
+  s->n_chunks = 0;
+  s->n_past = 0;
+  s->have_logits = 0;
+}
+
+/* Free the least recently used idle session's cache other than `keep`; 0 when none. */
+static int evict_one(eng_model *m, const eng_session *keep) {
+  eng_session *victim = NULL;
+  for (eng_session *x = m->lru_head; x; x = x->lru_next)
+    if (x != keep && !x->busy && x->n_chunks) victim = x;
+  if (!victim) return 0;
+  drop_cache(victim);
+  m->n_evictions++;
+  return 1;
+}
+
+int eng__kv_reserve(eng_session *s, size_t n, eng_error *err) {
+  eng_model *m = s->m;
+  lru_touch(s);
+  const size_t need = (n + ENG__KV_CHUNK - 1) / ENG__KV_CHUNK;
+  for (size_t c = 0; c < need; c++) {
+    if (s->chunk[c]) continue;
+    while (m->kv_budget && m->kv_used + s->chunk_bytes > m->kv_budget)
+      if (!evict_one(m, s))
+        return eng__err(err, ENG_ENOMEM,
+                        "the KV-cache budget (%zu MB) is used up by sessions in use: this session needs %zu MB more",
+                        m->kv_budget >> 20, s->chunk_bytes >> 20);
+    s->chunk[c] = aligned_alloc(64, s->chunk_bytes);
+    if (!s->chunk[c]) return eng__err(err, ENG_ENOMEM, "out of memory for the KV cache (%zu MB chunk)", s->chunk_bytes >> 20);
+    m->kv_used += s->chunk_bytes;
+    s->n_chunks++;
+  }
+  return ENG_OK;
+}
 
 int eng_session_new(eng_model *m, const eng_session_opts *opts, eng_session **out, eng_error *err) {
   *out = NULL;
@@ -32,31 +92,35 @@ int eng_session_new(eng_model *m, const eng_session_opts *opts, eng_session **ou
   s->m = m;
   s->n_ctx = n_ctx;
   s->kv_dim = (size_t)m->hp.n_head_kv * m->hp.head_dim;
-  s->kv_bytes = (size_t)m->hp.n_layer * n_ctx * s->kv_dim * sizeof(float);
-  /* anonymous mappings: pages are committed only as positions fill */
-  s->kc = mmap(NULL, s->kv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  s->vc = mmap(NULL, s->kv_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (s->kc == MAP_FAILED) s->kc = NULL;
-  if (s->vc == MAP_FAILED) s->vc = NULL;
+  s->chunk_bytes = 2 * (size_t)m->hp.n_layer * ENG__KV_CHUNK * s->kv_dim * sizeof(float);
+  s->n_chunk_slots = (n_ctx + ENG__KV_CHUNK - 1) / ENG__KV_CHUNK;
+  s->chunk = calloc(s->n_chunk_slots, sizeof *s->chunk);
   s->hist = malloc((size_t)n_ctx * sizeof *s->hist);
   s->logits = malloc((size_t)m->hp.n_vocab * sizeof *s->logits);
-  s->att = malloc((size_t)eng__pool_size(m->pool) * n_ctx * sizeof *s->att);
   atomic_init(&s->cancel, 0);
-  if (!s->kc || !s->vc || !s->hist || !s->logits || !s->att) {
-    eng_session_free(s);
+  if (!s->chunk || !s->hist || !s->logits) {
+    free(s->chunk);
+    free(s->hist);
+    free(s->logits);
+    free(s);
     return eng__err(err, ENG_ENOMEM, "out of memory for a %u-token context", n_ctx);
   }
+  pthread_mutex_lock(&m->mu);
+  lru_touch(s);
+  pthread_mutex_unlock(&m->mu);
   *out = s;
   return ENG_OK;
 }
 
 void eng_session_free(eng_session *s) {
   if (!s) return;
-  if (s->kc) munmap(s->kc, s->kv_bytes);
-  if (s->vc) munmap(s->vc, s->kv_bytes);
+  pthread_mutex_lock(&s->m->mu);
+  drop_cache(s);
+  lru_unlink(s);
+  pthread_mutex_unlock(&s->m->mu);
+  free(s->chunk);
   free(s->hist);
   free(s->logits);
-  free(s->att);
   free(s);
 }
 
@@ -66,9 +130,24 @@ const int32_t *eng_session_history(const eng_session *s) { return s->hist; }
 const float *eng_session_logits(const eng_session *s) { return s->have_logits ? s->logits : NULL; }
 void eng_session_cancel(eng_session *s) { atomic_store(&s->cancel, 1); }
 
+size_t eng_session_kv_bytes(eng_session *s) {
+  pthread_mutex_lock(&s->m->mu);
+  size_t v = s->n_chunks * s->chunk_bytes;
+  pthread_mutex_unlock(&s->m->mu);
+  return v;
+}
+
 void eng_session_reset(eng_session *s) {
+  pthread_mutex_lock(&s->m->mu);
   s->n_past = 0;
   s->have_logits = 0;
+  pthread_mutex_unlock(&s->m->mu);
+}
+
+static void set_busy(eng_session *s, int busy) {
+  pthread_mutex_lock(&s->m->mu);
+  s->busy = busy;
+  pthread_mutex_unlock(&s->m->mu);
 }
 
 void eng__session_log_routes(eng_session *s, int32_t *buf, size_t cap) {
@@ -109,7 +188,10 @@ static int eval(eng_session *s, const int32_t *tokens, size_t n, float *logits_a
 
 int eng_session_eval(eng_session *s, const int32_t *tokens, size_t n, float *logits, eng_error *err) {
   if (!s || (!tokens && n)) return eng__err(err, ENG_EARG, "no session or tokens");
-  return eval(s, tokens, n, logits, err);
+  set_busy(s, 1);
+  int rc = eval(s, tokens, n, logits, err);
+  set_busy(s, 0);
+  return rc;
 }
 
 /* ---- generation ------------------------------------------------------------------------ */
@@ -197,6 +279,7 @@ int eng_generate(eng_session *s, const int32_t *prompt, size_t n_prompt, const e
                       m->hp.n_vocab);
   stats->n_prompt = n_prompt;
   int rc = ENG_OK;
+  set_busy(s, 1);
   eng__sampler *smp = NULL;
   eng_detok *dt = NULL;
   stream st = {cb, user, p->stop, p->n_stop, {0}, 0, 0};
@@ -282,6 +365,7 @@ int eng_generate(eng_session *s, const int32_t *prompt, size_t n_prompt, const e
     if (st.hold.len && cb) cb(user, -1, st.hold.data, st.hold.len);
   }
 out:
+  set_busy(s, 0);
   eng_detok_free(dt);
   eng__sampler_free(smp);
   qc_buf_release(&st.hold);

@@ -23,6 +23,8 @@ static int run(char **out, const char *fmt, ...) {
   return qct_run(cmd, out);
 }
 
+#define ASSERT_NE_EXIT(x) ASSERT((x) != 0)
+
 TEST(model_info_text_and_json) {
   char *m = qct_data_path("oracle/models/small-qwen3moe-q4_k_m.gguf");
   char *out;
@@ -170,7 +172,14 @@ TEST(mkmodel_then_model_info_and_generate) {
   ASSERT_CONTAINS(out, "4096 tokens, 3814 merges");
   free(out);
   ASSERT_EQ_INT(run(&out, "generate --model '%s' --tokens 5,6,7 -n 4 --temp 0 2>&1 >/dev/null", out_path), 0);
+  ASSERT_CONTAINS(out, "kernels ");
+  free(out);
+  /* a forced path is used and named; an unknown one is refused */
+  ASSERT_EQ_INT(run(&out, "generate --model '%s' --tokens 5,6,7 -n 4 --temp 0 --kernels scalar 2>&1 >/dev/null", out_path), 0);
   ASSERT_CONTAINS(out, "kernels scalar");
+  free(out);
+  ASSERT_NE_EXIT(run(&out, "generate --model '%s' --tokens 5,6,7 -n 4 --temp 0 --kernels bogus 2>&1", out_path));
+  ASSERT_CONTAINS(out, "unknown kernel path 'bogus'");
   free(out);
   ASSERT_EQ_INT(run(&out, "mkmodel --preset tiny 2>&1"), 2);
   ASSERT_CONTAINS(out, "-o OUT.gguf is required");
@@ -179,6 +188,50 @@ TEST(mkmodel_then_model_info_and_generate) {
   ASSERT_CONTAINS(out, "unknown preset 'big'");
   free(out);
   free(vocab);
+}
+
+/* `qcoder bench`: the JSON object has every promised field with sane values, forced
+ * kernel paths are named, and the agent scenario reports every turn with reuse. */
+TEST(bench_json_and_agent) {
+  char *m = qct_data_path("oracle/models/tiny-qwen3moe-f32.gguf");
+  char *out;
+  ASSERT_EQ_INT(run(&out, "bench --model '%s' -p 40 -n 6 -r 2 -t 2 --kernels scalar --json --bandwidth 10", m), 0);
+  json_error_t je;
+  json_t *o = json_loads(out, 0, &je);
+  ASSERT_MSG(o, "bench --json: %s in %s", je.text, out);
+  ASSERT(json_real_value(json_object_get(o, "pp_tok_s")) > 0);
+  ASSERT(json_real_value(json_object_get(o, "tg_tok_s")) > 0);
+  ASSERT(json_integer_value(json_object_get(o, "peak_rss_bytes")) > 0);
+  ASSERT(json_integer_value(json_object_get(o, "bytes_per_token")) > 0);
+  ASSERT(json_real_value(json_object_get(o, "gb_per_s")) > 0);
+  ASSERT(json_object_get(o, "bandwidth_fraction"));
+  ASSERT_EQ_INT(json_array_size(json_object_get(o, "pp_runs")), 2);
+  ASSERT_EQ_INT(json_array_size(json_object_get(o, "tg_runs")), 2);
+  ASSERT_STR_EQ(json_string_value(json_object_get(o, "kernels")), "scalar");
+  ASSERT_EQ_INT(json_integer_value(json_object_get(o, "threads")), 2);
+  json_decref(o);
+  free(out);
+  ASSERT_EQ_INT(run(&out, "bench --model '%s' -p 8 -n 2 -r 1 --agent --agent-turns 3 --agent-user 30 --agent-reply 40", m), 0);
+  ASSERT_CONTAINS(out, "time to first token");
+  ASSERT_CONTAINS(out, "turns 2-3:");
+  free(out);
+  ASSERT_EQ_INT(run(&out, "bench --model '%s' -p 8 -n 2 -r 1 --agent --agent-turns 3 --agent-user 30 --agent-reply 40 --json", m), 0);
+  o = json_loads(out, 0, &je);
+  ASSERT_MSG(o, "bench --agent --json: %s", je.text);
+  json_t *turns = json_object_get(o, "agent_turns");
+  ASSERT_EQ_INT(json_array_size(turns), 3);
+  for (size_t k = 1; k < 3; k++) {
+    json_t *t = json_array_get(turns, k);
+    /* later turns reuse everything before the new user message */
+    ASSERT(json_integer_value(json_object_get(t, "reused_tokens")) > 30);
+    ASSERT(json_real_value(json_object_get(t, "ttft_no_reuse_ms")) > 0);
+  }
+  json_decref(o);
+  free(out);
+  ASSERT(run(&out, "bench --model '%s' -r 0 2>&1", m) != 0);
+  ASSERT_CONTAINS(out, "-r needs");
+  free(out);
+  free(m);
 }
 
 QC_TEST_MAIN

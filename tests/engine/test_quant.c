@@ -4,6 +4,7 @@
 #include "tests/test.h"
 
 #include "engine/internal.h"
+#include "engine/limits.h"
 #include "engine/quant.h"
 
 static const eng__kernels *K = &eng__kernels_scalar;
@@ -224,42 +225,196 @@ TEST(activation_quantizers_round_like_the_cpu_backend) {
   ASSERT_NEAR(k.d * k.qs[10], -6.35, 1e-5);
 }
 
-/* Every kernel table (SIMD paths when built) computes what the scalar table computes:
- * activation conversion bit-identical, dequantisation bit-identical, dot products within
- * float rounding of the scalar result. */
+/* Every kernel table (SIMD paths when built and usable on this CPU) computes what the
+ * scalar table computes: dequantisation, activation conversion and the file quantisers
+ * bit-identical, dot products within float rounding of the scalar result. Several row
+ * lengths (tails shorter than a vector), several random inputs, and special rows (all
+ * zero, ties of magnitude with opposite signs). */
 TEST(kernel_tables_agree_with_scalar) {
   size_t nt;
   const eng__kernels *const *all = eng__kernels_all(&nt);
   ASSERT(nt >= 1 && all[0] == &eng__kernels_scalar);
-  enum { N = 2048 };
+  enum { N = 4096 };
   static float w[N], a[N], y0[N], y1[N];
   static uint8_t qw[N * 4], qa0[N * 4], qa1[N * 4];
-  randn(w, N, 21, 1.0f);
-  randn(a, N, 22, 3.0f);
+  static const int lens[] = {256, 512, 768, 2048, 4096};
+  for (size_t k = 1; k < nt; k++) {
+    const eng__kernels *kt = all[k];
+    for (int rep = 0; rep < 4; rep++) {
+      randn(w, N, 21 + (unsigned)rep, rep == 3 ? 1e-3f : 1.0f);
+      randn(a, N, 22 + (unsigned)rep, 3.0f);
+      if (rep == 1) {
+        memset(a + 256, 0, 256 * sizeof(float)); /* an all-zero block */
+        a[0] = 5.0f;                             /* opposite-sign tie: the first one sets the scale */
+        a[7] = -5.0f;
+        a[300 + 512] = -7.0f;
+        a[301 + 512] = 7.0f;
+      }
+      for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+        const int n = lens[li];
+        for (uint32_t type = 0; type < ENG__T_COUNT; type++) {
+          const eng__type_traits *s = &K->t[type], *f = &kt->t[type];
+          if (!s->name) continue;
+          ASSERT_MSG(f->name && f->vec_dot_type == s->vec_dot_type, "%s: %s entry missing or different", kt->name, s->name);
+          const size_t rb = eng__ggml_row_size(type, (uint64_t)n);
+          s->quantize_row(w, qw, n);
+          f->quantize_row(w, qa1, n);
+          ASSERT_MSG(memcmp(qw, qa1, rb) == 0, "%s: %s quantize_row differs (n %d)", kt->name, s->name, n);
+          s->to_float(qw, y0, n);
+          f->to_float(qw, y1, n);
+          ASSERT_MSG(memcmp(y0, y1, (size_t)n * sizeof(float)) == 0, "%s: %s to_float differs (n %d)", kt->name, s->name, n);
+          if (s->from_float) {
+            s->from_float(a, qa0, n);
+            f->from_float(a, qa1, n);
+            ASSERT_MSG(memcmp(qa0, qa1, rb) == 0, "%s: %s from_float differs (n %d, rep %d)", kt->name, s->name, n, rep);
+          }
+          if (s->vec_dot) {
+            const eng__type_traits *v = &K->t[s->vec_dot_type];
+            v->from_float(a, qa0, n);
+            float r0, r1;
+            s->vec_dot(n, &r0, qw, qa0);
+            f->vec_dot(n, &r1, qw, qa0);
+            /* bound relative to the sum of |terms| (cancellation makes |r0| itself small) */
+            v->to_float(qa0, y1, n);
+            double mag = 0;
+            for (int i = 0; i < n; i++) mag += fabs((double)y0[i] * y1[i]);
+            ASSERT_MSG(fabsf(r0 - r1) <= 2e-6 * mag + 1e-30, "%s: %s vec_dot %.9g vs scalar %.9g (n %d)", kt->name, s->name,
+                       r1, r0, n);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* mul_mat (the tile product prefill uses) equals vec_dot row by row, for every table, every
+ * type, and numbers of activation rows that hit the unrolled and the remainder paths. */
+TEST(mul_mat_agrees_with_vec_dot) {
+  size_t nt;
+  const eng__kernels *const *all = eng__kernels_all(&nt);
+  enum { N = 1024, R = 37, TMAX = 21 };
+  static float w[R * N], a[TMAX * N], y[TMAX * R];
+  static uint8_t qw[R * N * 4], qa[TMAX * N * 4];
+  randn(w, R * N, 31, 1.0f);
+  randn(a, TMAX * N, 32, 2.0f);
+  static const int Ts[] = {1, 3, 4, 8, 16, 21};
   for (size_t k = 0; k < nt; k++) {
     const eng__kernels *kt = all[k];
     for (uint32_t type = 0; type < ENG__T_COUNT; type++) {
-      const eng__type_traits *s = &K->t[type], *f = &kt->t[type];
-      if (!s->name) continue;
-      ASSERT_MSG(f->name && f->vec_dot_type == s->vec_dot_type, "%s: %s entry missing or different", kt->name, s->name);
-      s->quantize_row(w, qw, N);
-      s->to_float(qw, y0, N);
-      f->to_float(qw, y1, N);
-      ASSERT_MSG(memcmp(y0, y1, sizeof y0) == 0, "%s: %s to_float differs", kt->name, s->name);
-      if (s->from_float) {
-        s->from_float(a, qa0, N);
-        f->from_float(a, qa1, N);
-        ASSERT_MSG(memcmp(qa0, qa1, eng__ggml_row_size(type, N)) == 0, "%s: %s from_float differs", kt->name, s->name);
+      const eng__type_traits *tt = &kt->t[type];
+      if (!tt->name || !tt->vec_dot) continue;
+      const eng__type_traits *vt = &kt->t[tt->vec_dot_type];
+      const size_t wrow = eng__ggml_row_size(type, N), arow = eng__ggml_row_size(tt->vec_dot_type, N);
+      for (int r = 0; r < R; r++) tt->quantize_row(w + r * N, qw + r * wrow, N);
+      for (int t = 0; t < TMAX; t++) vt->from_float(a + t * N, qa + t * arow, N);
+      for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
+        const int T = Ts[ti];
+        for (int i = 0; i < T * R; i++) y[i] = NAN;
+        kt->mul_mat[type](N, qw, wrow, R, qa, arow, T, y, R);
+        for (int t = 0; t < T; t++)
+          for (int r = 0; r < R; r++) {
+            float ref;
+            K->t[type].vec_dot(N, &ref, qw + r * wrow, qa + t * arow);
+            ASSERT_MSG(fabsf(y[t * R + r] - ref) <= 1e-4f * (1 + fabsf(ref)), "%s %s T=%d: y[%d][%d] %.7g vs %.7g", kt->name,
+                       tt->name, T, t, r, y[t * R + r], ref);
+          }
       }
-      if (s->vec_dot) {
-        const eng__type_traits *v = &K->t[s->vec_dot_type];
-        v->from_float(a, qa0, N);
-        float r0, r1;
-        s->vec_dot(N, &r0, qw, qa0);
-        f->vec_dot(N, &r1, qw, qa0);
-        ASSERT_MSG(fabsf(r0 - r1) <= 1e-5f * (1 + fabsf(r0)), "%s: %s vec_dot %.9g vs scalar %.9g", kt->name, s->name,
-                   r1, r0);
+    }
+  }
+}
+
+static double rel_err(const float *a, const float *b, int n) {
+  double e = 0, m = 0;
+  for (int i = 0; i < n; i++) {
+    e = fmax(e, fabs((double)a[i] - b[i]));
+    m = fmax(m, fabs((double)b[i]));
+  }
+  return e / (m > 0 ? m : 1);
+}
+
+/* The other loops of the forward pass: each table's version within float rounding of the
+ * scalar one, at lengths with and without vector tails. */
+TEST(ops_agree_with_scalar) {
+  size_t nt;
+  const eng__kernels *const *all = eng__kernels_all(&nt);
+  const eng__ops *so = &K->op;
+  enum { N = 2048 + 13 };
+  static float x[N], w[N], u[N], r0[N], r1[N];
+  static const int lens[] = {1, 7, 16, 128, 768, 2048, N};
+  randn(x, N, 41, 2.0f);
+  randn(w, N, 42, 1.0f);
+  randn(u, N, 43, 1.0f);
+  for (size_t k = 1; k < nt; k++) {
+    const eng__ops *fo = &all[k]->op;
+    const char *nm = all[k]->name;
+    for (size_t li = 0; li < sizeof lens / sizeof *lens; li++) {
+      const int n = lens[li];
+      so->rmsnorm(x, w, r0, n, 1e-6f);
+      fo->rmsnorm(x, w, r1, n, 1e-6f);
+      ASSERT_MSG(rel_err(r1, r0, n) < 1e-6, "%s rmsnorm n=%d", nm, n);
+      memcpy(r0, x, sizeof x);
+      memcpy(r1, x, sizeof x);
+      r0[0] = r1[0] = 30.0f; /* a dominant score */
+      so->softmax(r0, n);
+      fo->softmax(r1, n);
+      ASSERT_MSG(rel_err(r1, r0, n) < 1e-5, "%s softmax n=%d", nm, n);
+      memcpy(r0, x, sizeof x);
+      memcpy(r1, x, sizeof x);
+      r0[n - 1] = r1[n - 1] = -100.0f; /* exp underflow inside silu */
+      so->silu_mul(r0, u, n);
+      fo->silu_mul(r1, u, n);
+      ASSERT_MSG(rel_err(r1, r0, n) < 1e-5, "%s silu_mul n=%d", nm, n);
+      ASSERT_MSG(fabs(fo->dot(x, w, n) - so->dot(x, w, n)) < 1e-5 * (1 + n), "%s dot n=%d", nm, n);
+      memcpy(r0, u, sizeof u);
+      memcpy(r1, u, sizeof u);
+      so->axpy(r0, 0.37f, x, n);
+      fo->axpy(r1, 0.37f, x, n);
+      ASSERT_MSG(rel_err(r1, r0, n) < 1e-6, "%s axpy n=%d", nm, n);
+      so->scale(r0, 1.7f, n);
+      fo->scale(r1, 1.7f, n);
+      so->add(r0, w, n);
+      fo->add(r1, w, n);
+      ASSERT_MSG(rel_err(r1, r0, n) < 1e-6, "%s scale/add n=%d", nm, n);
+      memcpy(r0, x, sizeof x);
+      memcpy(r1, x, sizeof x);
+      float s0 = so->exp_sum(r0, 3.0f, n), s1 = fo->exp_sum(r1, 3.0f, n);
+      ASSERT_MSG(rel_err(r1, r0, n) < 1e-5 && fabsf(s0 - s1) <= 1e-5f * s0, "%s exp_sum n=%d", nm, n);
+    }
+    /* attention blocks: G query heads against nb ≤ ENG__ATT_BLOCK transposed keys, then
+     * the weighted sum of values; head sizes 16/64/128, full and partial blocks */
+    for (int hd = 16; hd <= 128; hd *= 2) {
+      if (hd == 32) continue;
+      for (int G = 1; G <= 12; G += 11) {
+        for (int nb = 1; nb <= 32; nb += 15) {
+          static float KT[128 * 256], V[32 * 1024], S0[12 * 32], S1[12 * 32], A0[12 * 128], A1[12 * 128];
+          randn(KT, 128 * 256, 51, 1.0f);
+          randn(V, 32 * 1024, 52, 1.0f);
+          so->attn_scores(x, G, hd, KT, 256, nb, 0.125f, S0);
+          fo->attn_scores(x, G, hd, KT, 256, nb, 0.125f, S1);
+          for (int h = 0; h < G; h++)
+            for (int j = 0; j < nb; j++)
+              ASSERT_MSG(fabsf(S0[h * 32 + j] - S1[h * 32 + j]) < 1e-5f * (1 + fabsf(S0[h * 32 + j])),
+                         "%s attn_scores hd=%d G=%d nb=%d [%d][%d]: %g vs %g", nm, hd, G, nb, h, j, S1[h * 32 + j], S0[h * 32 + j]);
+          memcpy(A0, u, sizeof A0);
+          memcpy(A1, u, sizeof A1);
+          so->attn_accum(A0, G, hd, S0, nb, V, 1024);
+          fo->attn_accum(A1, G, hd, S0, nb, V, 1024);
+          ASSERT_MSG(rel_err(A1, A0, G * hd) < 1e-5, "%s attn_accum hd=%d G=%d nb=%d", nm, hd, G, nb);
+        }
       }
+    }
+    /* RoPE on head sizes 64 and 128, cache of (cos, sin) pairs */
+    for (int hd = 64; hd <= 128; hd *= 2) {
+      float cache[128];
+      for (int i = 0; i < hd / 2; i++) {
+        cache[2 * i] = cosf(0.1f * (float)i + 0.3f);
+        cache[2 * i + 1] = sinf(0.1f * (float)i + 0.3f);
+      }
+      memcpy(r0, x, (size_t)hd * sizeof(float));
+      memcpy(r1, x, (size_t)hd * sizeof(float));
+      so->rope(r0, cache, hd);
+      fo->rope(r1, cache, hd);
+      ASSERT_MSG(rel_err(r1, r0, hd) < 1e-6, "%s rope hd=%d", nm, hd);
     }
   }
 }
@@ -271,12 +426,24 @@ TEST(kernel_selection) {
   ASSERT_STR_EQ(k->name, "scalar");
   ASSERT_EQ_INT(eng__kernels_get("avx9", &k, &err), ENG_EARG);
   ASSERT_CONTAINS(err.msg, "unknown kernel path 'avx9'");
-  ASSERT_EQ_INT(eng__kernels_get("avx512", &k, &err), ENG_EUNSUPPORTED);
-  ASSERT_CONTAINS(err.msg, "available: scalar");
+  const eng__cpu_features *c = eng__cpu();
+  int have512 = c->avx512f && c->avx512bw && c->avx512vl && c->avx512dq && c->avx512vnni;
+  int have2 = c->avx2 && c->fma && c->f16c;
+  ASSERT_EQ_INT(eng__kernels_get("avx512", &k, &err), have512 ? 0 : ENG_EUNSUPPORTED);
+  if (!have512) ASSERT_CONTAINS(err.msg, "available: scalar");
+  ASSERT_EQ_INT(eng__kernels_get("avx2", &k, &err), have2 ? 0 : ENG_EUNSUPPORTED);
+  /* the default is the best: the last table */
+  size_t nt;
+  const eng__kernels *const *all = eng__kernels_all(&nt);
+  ASSERT_EQ_INT(eng__kernels_get(NULL, &k, &err), 0);
+  ASSERT(k == all[nt - 1]);
+  ASSERT_EQ_INT(nt, 1 + have2 + have512);
   setenv("QCODER_KERNELS", "bogus", 1);
   ASSERT_EQ_INT(eng__kernels_get(NULL, &k, &err), ENG_EARG);
-  unsetenv("QCODER_KERNELS");
+  setenv("QCODER_KERNELS", "scalar", 1);
   ASSERT_EQ_INT(eng__kernels_get(NULL, &k, &err), 0);
+  ASSERT_STR_EQ(k->name, "scalar");
+  unsetenv("QCODER_KERNELS");
   /* the supported set */
   ASSERT(eng__type_supported(ENG__T_Q4_K) && eng__type_supported(ENG__T_BF16));
   ASSERT(!eng__type_supported(ENG__T_Q4_1) && !eng__type_supported(ENG__T_Q8_K) && !eng__type_supported(16));
