@@ -250,6 +250,32 @@ int eng_generate(eng_session *s, const int32_t *prompt, size_t n_prompt, const e
  * progress; what was already delivered stands and stays in the cache. */
 void eng_session_cancel(eng_session *s);
 
+/* ---- a session's cache on disk --------------------------------------------------- */
+
+/* Hex SHA-256 identifying the model (metadata, tensor layout, sampled weight bytes),
+ * computed on first use; borrowed, NULL when out of memory. Saved caches carry it and
+ * restore only into sessions of a model with the same fingerprint. */
+const char *eng_model_fingerprint(eng_model *m);
+
+/* Write the session's token history and KV cache to `path` (PATH.tmp, fsync, rename: a
+ * failure never leaves a half file under PATH). ENG_EARG when the cache is empty. The file
+ * holds 2 · n_layer · kv_dim · 4 bytes per position, rounded up to 256 positions. */
+int eng_session_save(eng_session *s, const char *path, eng_error *err);
+
+/* The token history saved in `path`, validated against this model (malloc'd, caller
+ * frees). ENG_EFORMAT: damaged or not a cache file; ENG_EUNSUPPORTED: another model or
+ * file version; ENG_EIO: unreadable. */
+int eng_kvfile_tokens(eng_model *m, const char *path, int32_t **tokens, size_t *n, eng_error *err);
+
+/* Load into `s` the longest prefix of the saved history that `prompt` also starts with
+ * (all of it when prompt is NULL), at most the session's n_ctx; *n_restored gets its
+ * length. Only the chunks covering that prefix are read, each checked against its
+ * checksum. With nothing in common the session is left untouched (*n_restored = 0); on
+ * an error after reading began it is left empty. The next eng_generate reuses the
+ * restored prefix like any cached history. The session must not be generating. */
+int eng_session_restore(eng_session *s, const char *path, const int32_t *prompt, size_t n_prompt, size_t *n_restored,
+                        eng_error *err);
+
 /* ---- synthetic models ------------------------------------------------------------ */
 
 /* `qcoder mkmodel`: write a qwen3moe or qwen3 GGUF with seeded random weights (normal,

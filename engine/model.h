@@ -100,6 +100,7 @@ struct eng_model {
   size_t kv_used;
   eng_session *lru_head;   /* most recently used first */
   uint64_t n_evictions;
+  char fingerprint[65];    /* eng_model_fingerprint, computed on first use (under mu) */
 };
 
 struct eng_session {
