@@ -146,6 +146,13 @@ typedef struct agent_backend_opts {
   int n_threads;                /* 0 = all cores */
   uint32_t n_ctx;               /* per-session KV cache; 0 = engine default */
   const char *kernels;          /* NULL = best */
+  const char *kv_cache_dir;     /* a folder where a session's KV cache is saved when the
+                                   session ends, and from which a fresh session restores the
+                                   saved history sharing the longest prefix with its first
+                                   prompt (so a restarted daemon does not prefill the same
+                                   system prompt again); NULL = no disk cache */
+  uint64_t kv_cache_max_bytes;  /* size cap of that folder, oldest files deleted first;
+                                   0 = AGENT_KV_CACHE_DEFAULT_BYTES */
   /* remote */
   agent_remote_api api;
   const char *model_name;       /* the request's "model"; NULL = first id of GET /v1/models */
@@ -162,6 +169,10 @@ typedef struct agent_backend_opts {
   int script_delay_ms;          /* pause before each chunk (tests of cancel); default 0 */
   uint32_t script_ctx;          /* context size reported by the test double; default 32768 */
 } agent_backend_opts;
+
+/* The disk KV cache's default size cap: a few long conversations of a 30B-A3B model
+ * (~190 KB a token at 48 layers), many of the small ones. */
+#define AGENT_KV_CACHE_DEFAULT_BYTES ((uint64_t)8 << 30)
 
 void agent_backend_opts_init(agent_backend_opts *o);
 /* Parse the spec and open the backend (a local model is loaded here; a remote is not

@@ -40,6 +40,7 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 static void free_opts(agent_backend_opts *o) {
   free((char *)o->spec);
   free((char *)o->kernels);
+  free((char *)o->kv_cache_dir);
   free((char *)o->model_name);
   free((char *)o->api_key_env);
   free((char *)o->tokenizer);
@@ -58,6 +59,7 @@ int agent_backend_open(const agent_backend_opts *o, agent_backend **out, char **
   b->opts = *o;
   b->opts.spec = dup_or_null(o->spec);
   b->opts.kernels = dup_or_null(o->kernels);
+  b->opts.kv_cache_dir = dup_or_null(o->kv_cache_dir);
   b->opts.model_name = dup_or_null(o->model_name);
   b->opts.api_key_env = dup_or_null(o->api_key_env);
   b->opts.tokenizer = dup_or_null(o->tokenizer);

@@ -7,21 +7,41 @@
  * next user message) is prefilled. The counts come back in the usage numbers
  * (n_prompt, n_reused), so the saving is visible.
  *
+ * Across restarts (opts.kv_cache_dir): when a session ends, its cache is saved to a file
+ * in the model's folder of the disk cache (named by a hash of the token history); the
+ * first generation of a fresh session restores the saved history that shares the longest
+ * prefix with its prompt — the system prompt, the tools and the repository map, which
+ * every session of a workspace starts with — so a restarted daemon (each `qcoder run`
+ * starts one) does not prefill them again. Files whose history is a prefix of a newer
+ * file are deleted as redundant; the folder is kept under its byte cap by deleting the
+ * least recently used (mtime, refreshed on each restore). A damaged file or one of another
+ * model is deleted with a warning; the engine checks every chunk it reads.
+ *
  * Cancellation: agent_session_cancel() calls eng_session_cancel() while a generation runs
  * (the engine checks it every token, prefill included), and the token callback also looks
  * at the request's cancel flag.
  */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "agent/backend.h"
+#include "agent/limits.h"
 #include "common/common.h"
 #include "engine/engine.h"
 
 typedef struct local {
   eng_model *m;
+  char *kv_dir;            /* this model's folder of the disk cache; NULL = off */
+  uint64_t kv_max;
+  pthread_mutex_t kv_mu;   /* one scan / save / prune at a time */
 } local;
 
 struct agent__bind {
@@ -30,6 +50,169 @@ struct agent__bind {
   pthread_mutex_t mu;
   int generating;
 };
+
+/* ---- the KV cache on disk ------------------------------------------------------------ */
+
+typedef struct kv_file {
+  char *path;
+  int32_t *ids;
+  size_t n;
+  uint64_t bytes;
+  int64_t mtime_ns;
+} kv_file;
+
+static void kv_files_free(kv_file *f, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(f[i].path);
+    free(f[i].ids);
+  }
+  free(f);
+}
+
+/* The cache files of this model, with their histories; damaged ones and files of another
+ * model are deleted on the way. */
+static kv_file *kv_scan(local *l, size_t *count) {
+  *count = 0;
+  DIR *d = opendir(l->kv_dir);
+  if (!d) return NULL;
+  kv_file *f = NULL;
+  size_t n = 0, cap = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < AGENT__KV_DISK_MAX_FILES) {
+    const int tmp = strstr(e->d_name, ".qckv.") != NULL; /* a save that never finished */
+    if (!tmp && !qc_str_has_suffix(e->d_name, ".qckv")) continue;
+    char *path = qc_path_join(l->kv_dir, e->d_name);
+    struct stat st;
+    if (!path || lstat(path, &st) || !S_ISREG(st.st_mode)) {
+      free(path);
+      continue;
+    }
+    if (tmp) {
+      if (time(NULL) - st.st_mtime > AGENT__KV_DISK_STALE_TMP_S) unlink(path);
+      free(path);
+      continue;
+    }
+    eng_error ee = {0};
+    int32_t *ids = NULL;
+    size_t nid = 0;
+    int rc = eng_kvfile_tokens(l->m, path, &ids, &nid, &ee);
+    if (rc == ENG_EFORMAT || rc == ENG_EUNSUPPORTED) {
+      qc_warn("deleting the KV-cache file %s: %s", path, ee.msg);
+      unlink(path);
+    }
+    if (rc) {
+      free(path);
+      continue;
+    }
+    if (n == cap) {
+      size_t nc = cap ? cap * 2 : 16;
+      kv_file *g = realloc(f, nc * sizeof *g);
+      if (!g) {
+        free(ids);
+        free(path);
+        break;
+      }
+      f = g;
+      cap = nc;
+    }
+    f[n++] = (kv_file){path, ids, nid, (uint64_t)st.st_size, (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
+  }
+  closedir(d);
+  *count = n;
+  return f;
+}
+
+static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
+  size_t i = 0;
+  while (i < na && i < nb && a[i] == b[i]) i++;
+  return i;
+}
+
+/* A fresh (or evicted) session: restore the saved history sharing the longest prefix
+ * with the prompt, when that is long enough to be worth it. Returns tokens restored. */
+static size_t kv_restore(local *l, agent__bind *x, const int32_t *ids, size_t n) {
+  if (!l->kv_dir || eng_session_n_past(x->s) != 0 || n < AGENT__KV_DISK_MIN_TOKENS) return 0;
+  pthread_mutex_lock(&l->kv_mu);
+  size_t nf = 0, got = 0, best = 0;
+  kv_file *f = kv_scan(l, &nf), *pick = NULL;
+  for (size_t i = 0; i < nf; i++) {
+    size_t c = common_prefix(f[i].ids, f[i].n, ids, n);
+    if (c > best) {
+      best = c;
+      pick = &f[i];
+    }
+  }
+  if (pick && best >= AGENT__KV_DISK_MIN_TOKENS) {
+    eng_error ee = {0};
+    uint64_t t0 = qc_now_ms();
+    int rc = eng_session_restore(x->s, pick->path, ids, n, &got, &ee);
+    if (rc == ENG_OK) {
+      utimensat(AT_FDCWD, pick->path, NULL, 0); /* recently used */
+      qc_info("restored %zu tokens of KV cache from %s in %llu ms", got, pick->path,
+              (unsigned long long)(qc_now_ms() - t0));
+    } else {
+      qc_warn("cannot restore the KV cache from %s: %s", pick->path, ee.msg);
+      if (rc == ENG_EFORMAT || rc == ENG_EUNSUPPORTED) unlink(pick->path);
+      got = 0;
+    }
+  }
+  kv_files_free(f, nf);
+  pthread_mutex_unlock(&l->kv_mu);
+  return got;
+}
+
+static int by_mtime(const void *a, const void *b) {
+  const kv_file *x = a, *y = b;
+  return x->mtime_ns < y->mtime_ns ? -1 : x->mtime_ns > y->mtime_ns;
+}
+
+/* The session ends: save its cache (unless a file already holds that history), delete
+ * files whose history is a prefix of it, and keep the folder under its cap. */
+static void kv_save(local *l, agent__bind *x) {
+  const size_t n = eng_session_n_past(x->s);
+  if (!l->kv_dir || n < AGENT__KV_DISK_MIN_TOKENS) return;
+  const int32_t *hist = eng_session_history(x->s);
+  pthread_mutex_lock(&l->kv_mu);
+  char hex[65];
+  qc_sha256_hex(hist, n * sizeof *hist, hex);
+  hex[32] = 0;
+  char *name = qc_asprintf("%s.qckv", hex), *path = name ? qc_path_join(l->kv_dir, name) : NULL;
+  struct stat st;
+  if (!path) goto out;
+  if (stat(path, &st) == 0) {
+    utimensat(AT_FDCWD, path, NULL, 0);
+  } else {
+    eng_error ee = {0};
+    uint64_t t0 = qc_now_ms();
+    if (eng_session_save(x->s, path, &ee) != ENG_OK) {
+      qc_warn("cannot save the KV cache to %s: %s", path, ee.msg);
+      goto out;
+    }
+    qc_info("saved %zu tokens of KV cache to %s in %llu ms", n, path, (unsigned long long)(qc_now_ms() - t0));
+  }
+  size_t nf = 0;
+  kv_file *f = kv_scan(l, &nf);
+  uint64_t total = 0;
+  for (size_t i = 0; i < nf; i++) {
+    if (strcmp(f[i].path, path) && f[i].n < n && common_prefix(f[i].ids, f[i].n, hist, n) == f[i].n) {
+      unlink(f[i].path); /* everything it could restore, the new file restores too */
+      f[i].bytes = 0;
+    }
+    total += f[i].bytes;
+  }
+  qsort(f, nf, sizeof *f, by_mtime);
+  for (size_t i = 0; i < nf && total > l->kv_max; i++) {
+    if (!f[i].bytes) continue;
+    qc_info("KV cache over %llu MB: deleting %s", (unsigned long long)(l->kv_max >> 20), f[i].path);
+    unlink(f[i].path);
+    total -= f[i].bytes;
+  }
+  kv_files_free(f, nf);
+out:
+  pthread_mutex_unlock(&l->kv_mu);
+  free(path);
+  free(name);
+}
 
 static int l_bind(agent_backend *b, agent__bind **out, char **errmsg) {
   local *l = b->impl;
@@ -51,6 +234,7 @@ static int l_bind(agent_backend *b, agent__bind **out, char **errmsg) {
 
 static void l_unbind(agent__bind *x) {
   if (!x) return;
+  kv_save(x->b->impl, x);
   eng_session_free(x->s);
   pthread_mutex_destroy(&x->mu);
   free(x);
@@ -86,6 +270,7 @@ static int l_generate(agent__bind *x, const agent__gen_req *req, agent__gen_res 
     res->finish = AGENT__FIN_CONTEXT;
     return AGENT_OK;
   }
+  kv_restore(l, x, ids, n_ids);
   const agent_sampling *sp = req->sampling ? req->sampling : &x->b->opts.sampling;
   eng_sample_params p;
   eng_sample_params_default(&p);
@@ -166,6 +351,8 @@ static void l_close(agent_backend *b) {
   local *l = b->impl;
   if (!l) return;
   eng_model_close(l->m);
+  free(l->kv_dir);
+  pthread_mutex_destroy(&l->kv_mu);
   free(l);
 }
 
@@ -184,6 +371,22 @@ int agent__local_open(agent_backend *b, char **errmsg) {
       *errmsg = qc_asprintf("cannot load the model %s: %s", b->opts.spec, ee.msg[0] ? ee.msg : eng_strerror(ee.code));
     free(l);
     return AGENT_EBACKEND;
+  }
+  pthread_mutex_init(&l->kv_mu, NULL);
+  if (b->opts.kv_cache_dir && *b->opts.kv_cache_dir) {
+    const char *fp = eng_model_fingerprint(l->m);
+    char sub[17];
+    if (fp) {
+      memcpy(sub, fp, 16);
+      sub[16] = 0;
+      l->kv_dir = qc_path_join(b->opts.kv_cache_dir, sub);
+    }
+    if (l->kv_dir && qc_mkdir_p(l->kv_dir, 0700) != QC_OK) {
+      qc_warn("the KV cache folder %s cannot be created: caches are not saved", l->kv_dir);
+      free(l->kv_dir);
+      l->kv_dir = NULL;
+    }
+    l->kv_max = b->opts.kv_cache_max_bytes ? b->opts.kv_cache_max_bytes : AGENT_KV_CACHE_DEFAULT_BYTES;
   }
   b->impl = l;
   b->ops = &k_local_ops;

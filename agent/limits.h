@@ -38,6 +38,16 @@ enum {
   AGENT__SUMMARY_MSG_MAX = 2000,          /* bytes of one message in a summarisation transcript */
   AGENT__SUMMARY_MAX_TOKENS = 2048,       /* the summary's own length */
 
+  /* ---- the local backend's KV cache on disk ---- */
+  /* Histories shorter than this are not saved or restored: prefilling a few hundred tokens
+   * costs less than finding, reading and checking a file. */
+  AGENT__KV_DISK_MIN_TOKENS = 256,
+  /* Files looked at in the cache folder per scan (a folder filled by hand is not read
+   * without end). */
+  AGENT__KV_DISK_MAX_FILES = 1024,
+  /* A temporary file of a save older than this is left from a crash: deleted. */
+  AGENT__KV_DISK_STALE_TMP_S = 3600,
+
   /* ---- the remote backend ---- */
   AGENT__REMOTE_ERRBODY_MAX = 8 * 1024,   /* error response kept for the message */
   AGENT__REMOTE_LINE_MAX = 16 << 20,      /* one SSE line (a chunk of JSON) */

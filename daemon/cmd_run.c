@@ -449,12 +449,12 @@ report:
   if (r.view) wf_view_get_stats(r.view, &st);
   double elapsed = (double)(qc_now_ms() - t0) / 1000.0;
   if (json) {
-    json_t *res = json_pack("{s:s, s:o, s:o, s:i, s:o, s:o, s:{s:I, s:I}, s:f, s:i, s:i, s:o}", "type", "result",
+    json_t *res = json_pack("{s:s, s:o, s:o, s:i, s:o, s:o, s:{s:I, s:I, s:I}, s:f, s:i, s:i, s:o}", "type", "result",
                             "stopReason", stop ? json_string(stop) : json_null(), "verified",
                             verified < 0 ? json_null() : json_boolean(verified), "exitCode", rc, "changedFiles",
                             changed ? json_incref(changed) : json_array(), "diffStat",
                             stats ? json_incref(stats) : json_null(), "tokens", "prompt", (json_int_t)st.prompt_tokens,
-                            "generated", (json_int_t)st.generated_tokens, "elapsed_s", elapsed, "steps", st.steps,
+                            "reused", (json_int_t)st.reused_tokens, "generated", (json_int_t)st.generated_tokens, "elapsed_s", elapsed, "steps", st.steps,
                             "toolCalls", st.tool_calls, "checkpoint", cp ? json_string(cp) : json_null());
     if (error) json_object_set_new(res, "error", json_string(error));
     if (commit) json_object_set_new(res, "commit", json_pack("{s:s, s:s}", "branch", branch, "commit", commit));

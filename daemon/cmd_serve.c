@@ -175,7 +175,8 @@ int cmd_serve(int argc, char **argv) {
   if (qc_log_level_parse(level_name, &level))
     return qc_cmd_usage_error("serve", "--log-level must be error, warn, info, debug or trace, not '%s'", level_name);
 
-  int rc = 2;
+  int rc = 2, lock_fd = -1;
+  char *lock_path = NULL;
   char *default_log = NULL, *sock = NULL;
   rpc_server *srv = NULL;
 
@@ -243,10 +244,18 @@ int cmd_serve(int argc, char **argv) {
             log_file ? "; log: " : "", log_file ? log_file : "");
   }
   rc = rpc_server_run(srv);
+  /* the lock is held until the sessions are gone (their KV caches saved), so a client
+   * waiting for this daemon to stop, or a new daemon, never sees it half gone */
+  lock_fd = rpc_server_take_lock(srv, &lock_path);
   acp_sessions_shutdown(); /* join the agent's workers before the server goes */
 out:
   rpc_server_free(srv);
   acp_sessions_free();
+  if (lock_fd >= 0) {
+    unlink(lock_path);
+    close(lock_fd);
+  }
+  free(lock_path);
   qc_log_close();
   free(sock);
   free(default_log);

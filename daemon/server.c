@@ -701,16 +701,29 @@ fail:
   return NULL;
 }
 
-static void remove_socket_and_lock(rpc_server *srv) {
+static void remove_socket(rpc_server *srv) {
   if (srv->socket_path) {
     if (unlink(srv->socket_path) != 0 && errno != ENOENT)
       qc_warn("cannot remove %s: %s", srv->socket_path, strerror(errno));
   }
+}
+
+static void release_lock(rpc_server *srv) {
   if (srv->lock_fd >= 0) {
     unlink(srv->lock_path);
     close(srv->lock_fd); /* releases the flock */
     srv->lock_fd = -1;
   }
+}
+
+int rpc_server_take_lock(rpc_server *srv, char **lock_path) {
+  *lock_path = NULL;
+  if (srv->lock_fd < 0) return -1;
+  *lock_path = strdup(srv->lock_path);
+  if (!*lock_path) return -1;
+  int fd = srv->lock_fd;
+  srv->lock_fd = -1;
+  return fd;
 }
 
 int rpc_server_run(rpc_server *srv) {
@@ -723,7 +736,7 @@ int rpc_server_run(rpc_server *srv) {
   srv_progress(srv); /* arms the idle timer when nobody is connected yet */
   uv_run(srv->loop, UV_RUN_DEFAULT);
   srv->running = 0;
-  remove_socket_and_lock(srv);
+  remove_socket(srv); /* no new clients; the lock stays until the server is freed */
   qc_info("daemon stopped");
   return 0;
 }
@@ -738,7 +751,8 @@ void rpc_server_free(rpc_server *srv) {
   if (!srv->ios) srv->state = SRV_DONE;
   close_server_handles(srv);
   while (srv->handles_open > 0 || srv->ios) uv_run(srv->loop, UV_RUN_ONCE);
-  remove_socket_and_lock(srv);
+  remove_socket(srv);
+  release_lock(srv);
   run_posts(srv);
   if (srv->owns_loop) {
     uv_run(srv->loop, UV_RUN_NOWAIT);

@@ -69,7 +69,8 @@ rpc_methods *rpc_server_methods(rpc_server *srv);
  * inside), replaces a stale socket left by a crashed daemon, binds with mode 0600. The
  * socket's directory is created 0700 when missing and must be owned by us.
  * RPC_ERUNNING (and *holder_pid) when another daemon holds the lock; RPC_ESOCKET with
- * `why` filled for unusable paths. The socket and lock are removed when run() ends. */
+ * `why` filled for unusable paths. The socket is removed when run() ends, the lock when
+ * the server is freed (or by whoever took it with rpc_server_take_lock). */
 int rpc_server_listen(rpc_server *srv, const char *socket_path, long *holder_pid, char *why, size_t why_len);
 /* stdin/stdout as one connection; stdout then carries protocol bytes only. When it
  * closes (stdin EOF and answers sent) the server shuts down. Pipes, sockets and
@@ -79,6 +80,13 @@ int rpc_server_add_stdio(rpc_server *srv);
  * now owns the fd. `framing` DETECT learns it from the peer; NDJSON/LSP fix it for
  * peers that wait for us to speak first. The returned connection is borrowed. */
 rpc_conn *rpc_server_adopt_fd(rpc_server *srv, int fd, rpc_framing framing);
+
+/* Take over the lock file's descriptor (returned; -1 when none is held) and its path
+ * (*lock_path, malloc'd): the caller keeps other daemons out — and tells clients waiting
+ * for this one to be gone to wait — until its own teardown ends, then unlinks the path and
+ * closes the fd. The daemon does this so session caches are saved before it counts as
+ * stopped. */
+int rpc_server_take_lock(rpc_server *srv, char **lock_path);
 
 /* Run the loop until shutdown completes. 0 after a graceful stop. */
 int rpc_server_run(rpc_server *srv);

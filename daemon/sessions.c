@@ -302,9 +302,23 @@ static svc_backend *backend_get(const char *spec, char **errmsg) {
   agent_backend_opts o;
   agent_backend_opts_init(&o);
   o.spec = spec;
+  /* local models keep session caches on disk across restarts, in $QCODER_CACHE_DIR/kv;
+   * QCODER_KV_CACHE=off turns that off, QCODER_KV_CACHE=N caps the folder at N MB */
+  const char *kv_env = getenv("QCODER_KV_CACHE");
+  char *cache = kv_env && !strcmp(kv_env, "off") ? NULL : qc_cache_dir();
+  char *kv_dir = cache ? qc_path_join(cache, "kv") : NULL;
+  free(cache);
+  o.kv_cache_dir = kv_dir;
+  if (kv_dir && kv_env && *kv_env) {
+    char *end = NULL;
+    unsigned long long mb = strtoull(kv_env, &end, 10);
+    if (*end || mb == 0 || mb > (1ull << 30)) qc_warn("QCODER_KV_CACHE=%s is neither 'off' nor a size in MB: ignored", kv_env);
+    else o.kv_cache_max_bytes = (uint64_t)mb << 20;
+  }
   agent_backend *b = NULL;
   char *err = NULL;
   int rc = agent_backend_open(&o, &b, &err);
+  free(kv_dir);
   if (rc == AGENT_OK && (be = calloc(1, sizeof *be)) && (be->spec = strdup(spec))) {
     be->b = b;
     be->refs = 1;

@@ -257,8 +257,8 @@ void eng_session_cancel(eng_session *s);
  * restore only into sessions of a model with the same fingerprint. */
 const char *eng_model_fingerprint(eng_model *m);
 
-/* Write the session's token history and KV cache to `path` (PATH.tmp, fsync, rename: a
- * failure never leaves a half file under PATH). ENG_EARG when the cache is empty. The file
+/* Write the session's token history and KV cache to `path` (a unique PATH.XXXXXX, fsync,
+ * rename: a failure never leaves a half file under PATH). ENG_EARG when the cache is empty. The file
  * holds 2 · n_layer · kv_dim · 4 bytes per position, rounded up to 256 positions. */
 int eng_session_save(eng_session *s, const char *path, eng_error *err);
 

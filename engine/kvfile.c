@@ -26,7 +26,8 @@
  * refused with a message instead of silently corrupting the answers. Only the chunks
  * covering the prefix a restore wants are read — restoring a shared system prompt from a
  * long conversation reads a few megabytes, not the whole file. Files are written to
- * PATH.tmp, fsynced and renamed, so a crash never leaves a half file under PATH.
+ * PATH.XXXXXX (unique), fsynced and renamed, so a crash never leaves a half file under
+ * PATH.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -147,9 +148,9 @@ int eng_session_save(eng_session *s, const char *path, eng_error *err) {
   eng_model *m = s->m;
   const char *fp = eng_model_fingerprint(m);
   if (!fp) return eng__err(err, ENG_ENOMEM, "out of memory computing the model's fingerprint");
-  char *tmp = qc_asprintf("%s.tmp", path);
+  char *tmp = qc_asprintf("%s.XXXXXX", path); /* unique: two processes may save the same history */
   char(*digests)[KVF_DIGEST + 1] = NULL;
-  int fd = -1, rc = ENG_OK, locked = 0;
+  int fd = -1, rc = ENG_OK, locked = 0, created = 0;
   if (!tmp) return eng__err(err, ENG_ENOMEM, "out of memory");
   pthread_mutex_lock(&m->mu);
   locked = 1;
@@ -180,11 +181,12 @@ int eng_session_save(eng_session *s, const char *path, eng_error *err) {
   h.n_chunks = n_chunks;
   uint8_t head[KVF_HEADER] = {0};
   memcpy(head, &h, sizeof h);
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  fd = mkostemp(tmp, O_CLOEXEC); /* mode 0600 */
   if (fd < 0) {
     rc = eng__err(err, ENG_EIO, "cannot create %s: %s", tmp, strerror(errno));
     goto out;
   }
+  created = 1;
   static const uint8_t zeros[64] = {0};
   const uint64_t pad = data_offset(n_tokens, n_chunks) - (KVF_HEADER + n_tokens * 4 + n_chunks * KVF_DIGEST);
   int wr = write_all(fd, head, sizeof head) || write_all(fd, s->hist, (size_t)n_tokens * sizeof(int32_t));
@@ -211,7 +213,7 @@ int eng_session_save(eng_session *s, const char *path, eng_error *err) {
 out:
   if (locked) pthread_mutex_unlock(&m->mu);
   if (fd >= 0) close(fd);
-  if (rc != ENG_OK) unlink(tmp);
+  if (rc != ENG_OK && created) unlink(tmp);
   free(tmp);
   free(digests);
   return rc;

@@ -68,8 +68,7 @@ TEST(restored_session_continues_exactly) {
   ASSERT_EQ_INT(eng_session_save(a, path, &err), 0);
   struct stat st;
   ASSERT_EQ_INT(stat(path, &st), 0);
-  char *tmp = qc_asprintf("%s.tmp", path);
-  ASSERT(access(tmp, F_OK) != 0); /* renamed into place */
+  ASSERT(access(path, R_OK) == 0); /* renamed into place */
   eng_sample_params sp = greedy(12);
   collected ca = {0}, cb = {0};
   eng_gen_stats gs;
@@ -101,7 +100,6 @@ TEST(restored_session_continues_exactly) {
   eng_session_free(b);
   eng_model_close(m);
   eng_model_close(m2);
-  free(tmp);
   free(path);
   free(dir);
 }
@@ -283,6 +281,13 @@ TEST(saving_an_empty_session_or_into_a_missing_folder_fails_cleanly) {
   char *nowhere = qc_asprintf("%s/no/such/dir/a.qckv", dir);
   ASSERT_EQ_INT(eng_session_save(a, nowhere, &err), ENG_EIO);
   ASSERT_CONTAINS(err.msg, "cannot create");
+  /* nothing left behind in the folder */
+  char *ls = NULL;
+  char *cmd = qc_asprintf("ls -A '%s'", dir);
+  ASSERT_EQ_INT(qct_run(cmd, &ls), 0);
+  ASSERT_STR_EQ(ls, "");
+  free(ls);
+  free(cmd);
   free(nowhere);
   free(path);
   eng_session_free(a);

@@ -298,4 +298,62 @@ TEST(run_draws_a_live_status_line_on_a_terminal) {
   free(out), free(sc), free(ws), free(env);
 }
 
+/* `qcoder run` with the local engine: each run starts and stops its own daemon, and the
+ * second run restores the first one's KV cache from disk instead of prefilling the same
+ * system prompt again. A damaged cache file is deleted and the run prefills as usual; the
+ * folder stays under QCODER_KV_CACHE's cap. */
+static long run_reused(const char *ws, const char *model, const char *extra_env) {
+  char *out = NULL;
+  int rc = wf_sh(&out, "env -u QCODER_KV_CACHE %s '%s' run --workspace '%s' --model '%s' --max-steps 1 --max-tokens 4 "
+                 "--json 'say hi' 2>/dev/null", extra_env, qct_qcoder_bin(), ws, model);
+  ASSERT_MSG(rc == 3, "run exit %d: %s", rc, out ? out : "");  /* out of budget: --max-tokens */
+  json_t *ev = wf_ndjson(out);
+  json_t *res = json_array_get(ev, json_array_size(ev) - 1);
+  json_t *tok = json_object_get(res, "tokens");
+  ASSERT_MSG(json_is_integer(json_object_get(tok, "reused")), "no tokens.reused in %s", out);
+  ASSERT(json_integer_value(json_object_get(tok, "prompt")) > 1000);
+  long reused = (long)json_integer_value(json_object_get(tok, "reused"));
+  json_decref(ev);
+  free(out);
+  return reused;
+}
+
+static int count_cache_files(const char *env, char **one) {
+  char *out = NULL;
+  wf_sh(&out, "ls %s/cache/kv/*/*.qckv 2>/dev/null", env);
+  int n = 0;
+  for (char *p = out; p && *p; p++) n += *p == '\n';
+  if (one && out && *out) *one = qc_strndup(out, strcspn(out, "\n"));
+  free(out);
+  return n;
+}
+
+TEST(run_restores_the_kv_cache_a_previous_daemon_saved) {
+  char *env = wf_env("wf-run-kv");
+  char *ws = fixture();
+  char *model = qct_data_path("oracle/models/tiny-qwen3moe-f32.gguf");
+  ASSERT_EQ_INT(run_reused(ws, model, ""), 0);
+  char *file = NULL;
+  ASSERT_EQ_INT(count_cache_files(env, &file), 1);
+  /* the same instruction again: the whole prompt but its last token comes from disk */
+  long r2 = run_reused(ws, model, "");
+  ASSERT_MSG(r2 > 1000, "second run reused %ld tokens", r2);
+  /* damage every file: they are deleted and the run prefills from scratch */
+  ASSERT(count_cache_files(env, NULL) >= 1);
+  ASSERT_EQ_INT(wf_sh(NULL, "for f in %s/cache/kv/*/*.qckv; do printf 'XXXX' | dd of=\"$f\" bs=1 seek=300 conv=notrunc "
+                            "2>/dev/null; done", env), 0);
+  ASSERT_EQ_INT(run_reused(ws, model, ""), 0);
+  ASSERT_EQ_INT(count_cache_files(env, NULL), 1); /* only this run's own */
+  /* a cap (8 MB) below two files (~5 MB each): the run restores, saves its own, and only
+   * the newest stays */
+  ASSERT(run_reused(ws, model, "QCODER_KV_CACHE=8") > 1000);
+  ASSERT_EQ_INT(count_cache_files(env, NULL), 1);
+  /* and off means off */
+  ASSERT_EQ_INT(wf_sh(NULL, "rm -rf %s/cache/kv", env), 0);
+  ASSERT_EQ_INT(run_reused(ws, model, "QCODER_KV_CACHE=off"), 0);
+  ASSERT_EQ_INT(count_cache_files(env, NULL), 0);
+  ASSERT(wf_daemon_gone());
+  free(file), free(model), free(ws), free(env);
+}
+
 QC_TEST_MAIN
