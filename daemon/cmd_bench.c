@@ -3,13 +3,15 @@
  * tg: -n tokens decoded one at a time from an empty cache), plus the memory side (peak
  * RSS, bytes of weights a decoded token reads and the bandwidth that implies) and, with
  * --agent, the time to first token of a growing multi-turn conversation with prefix reuse
- * on and off.
+ * on and off, and with the previous turn's cache restored from a saved file (a restarted
+ * daemon).
  *
  * Each measurement is repeated -r times after one untimed warm-up run (which also faults
  * the mapped weights in); the report gives mean ± standard deviation and every value.
  */
 #include "daemon/commands.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +42,10 @@ const char cmd_bench_usage[] =
     "a user message of about --agent-user tokens (default 200) and an assistant reply of\n"
     "about --agent-reply tokens (default 800), and reports the time to first token of\n"
     "every turn with prefix reuse (one session that keeps its cache; the reply is put into\n"
-    "the cache untimed, as if it had been generated) and without (the cache emptied before\n"
-    "each turn).\n"
+    "the cache untimed, as if it had been generated), without (the cache emptied before\n"
+    "each turn), and from disk (the previous turn's cache saved to a file, then restored\n"
+    "into a fresh session and used: what a restarted daemon does; the file is in the page\n"
+    "cache, as it is right after a daemon saved it).\n"
     "\n"
     "--json prints one object: pp_tok_s, tg_tok_s (means), pp_runs, tg_runs, pp_sd, tg_sd,\n"
     "peak_rss_bytes, bytes_per_token, gb_per_s, kernels, threads, and agent_turns.\n";
@@ -94,6 +98,7 @@ static void synth_text(qc_buf *b, int words) {
 typedef struct agent_turn {
   size_t prompt_tokens, reused, new_tokens;
   double ttft_reuse_ms, ttft_full_ms;
+  double ttft_disk_ms;  /* a fresh session restoring the previous turn's saved cache */
 } agent_turn;
 
 static int tokenize_all(eng_model *m, const qc_buf *b, int32_t **ids, size_t *n) {
@@ -107,7 +112,7 @@ static int tokenize_all(eng_model *m, const qc_buf *b, int32_t **ids, size_t *n)
 
 static int run_agent(eng_model *m, int turns, int user_tok, int reply_tok, agent_turn *out) {
   eng_error err = {0};
-  eng_session *s = NULL;
+  eng_session *s = NULL, *s2 = NULL;
   int rc = -1;
   int32_t *ids = NULL;
   size_t n_ids = 0;
@@ -125,7 +130,14 @@ static int run_agent(eng_model *m, int turns, int user_tok, int reply_tok, agent
     synth_text(&replies[k], reply_tok * 5 / 6);
   }
   eng_session_opts so = {.n_ctx = (uint32_t)(turns * (user_tok + reply_tok) * 2 + 1024)};
-  if (eng_session_new(m, &so, &s, &err)) {
+  char *tmpdir = NULL, *kvpath = NULL;
+  char tmpl[] = "/tmp/qcoder-bench-XXXXXX";
+  if (!(tmpdir = mkdtemp(tmpl)) || !(kvpath = qc_path_join(tmpdir, "turn.qckv"))) {
+    fprintf(stderr, "qcoder bench: cannot create a temporary folder: %s\n", strerror(errno));
+    tmpdir = NULL;
+    goto out;
+  }
+  if (eng_session_new(m, &so, &s, &err) || eng_session_new(m, &so, &s2, &err)) {
     fprintf(stderr, "qcoder bench: %s\n", err.msg);
     goto out;
   }
@@ -148,6 +160,24 @@ static int run_agent(eng_model *m, int turns, int user_tok, int reply_tok, agent
       if (tokenize_all(m, &conv, &ids, &n_ids)) goto out;
       if (pass == 1) eng_session_reset(s); /* reuse off: an empty cache every turn */
       eng_gen_stats st;
+      if (pass == 0 && k > 0) {
+        /* a restarted daemon: the cache saved after the previous turn (untimed; the file is
+         * then in the page cache), restored into a fresh session and used (timed) */
+        if (eng_session_save(s, kvpath, &err)) {
+          fprintf(stderr, "qcoder bench: saving turn %d: %s\n", k, err.msg);
+          goto out;
+        }
+        eng_session_reset(s2);
+        double t1 = now_s();
+        size_t got = 0;
+        if (eng_session_restore(s2, kvpath, ids, n_ids, &got, &err) ||
+            eng_generate(s2, ids, n_ids, &sp, NULL, NULL, &st, &err)) {
+          fprintf(stderr, "qcoder bench: turn %d from disk: %s\n", k + 1, err.msg);
+          goto out;
+        }
+        out[k].ttft_disk_ms = (now_s() - t1) * 1e3;
+        unlink(kvpath);
+      }
       double t0 = now_s();
       if (eng_generate(s, ids, n_ids, &sp, NULL, NULL, &st, &err)) {
         fprintf(stderr, "qcoder bench: turn %d: %s\n", k + 1, err.msg);
@@ -187,6 +217,9 @@ out:
   qc_buf_release(&conv);
   free(ids);
   eng_session_free(s);
+  eng_session_free(s2);
+  if (tmpdir) rmdir(tmpdir);
+  free(kvpath);
   return rc;
 }
 
@@ -308,6 +341,7 @@ int cmd_bench(int argc, char **argv) {
       json_object_set_new(t, "reused_tokens", json_integer((json_int_t)at[k].reused));
       json_object_set_new(t, "ttft_reuse_ms", json_real(at[k].ttft_reuse_ms));
       json_object_set_new(t, "ttft_no_reuse_ms", json_real(at[k].ttft_full_ms));
+      if (k > 0) json_object_set_new(t, "ttft_from_disk_ms", json_real(at[k].ttft_disk_ms));
       json_array_append_new(ag, t);
     }
     json_object_set_new(o, "agent_turns", ag);
@@ -326,17 +360,22 @@ int cmd_bench(int argc, char **argv) {
     printf("\npeak RSS:   %.1f MB (KV cache now %.1f MB)\n", (double)rss / 1e6, (double)kv / 1e6);
     if (agent) {
       printf("\nagent: %ld turns of ~%ld user + ~%ld reply tokens; time to first token\n", turns, user_tok, reply_tok);
-      printf("turn  prompt  reused   new   reuse ms  no-reuse ms  ratio\n");
-      double sr = 0, sf = 0;
+      printf("turn  prompt  reused   new   reuse ms  no-reuse ms  ratio   from disk ms\n");
+      double sr = 0, sf = 0, sd = 0;
       for (long k = 0; k < turns; k++) {
-        printf("%4ld  %6zu  %6zu  %5zu  %9.0f  %11.0f  %5.1f%%\n", k + 1, at[k].prompt_tokens, at[k].reused,
+        printf("%4ld  %6zu  %6zu  %5zu  %9.0f  %11.0f  %5.1f%%", k + 1, at[k].prompt_tokens, at[k].reused,
                at[k].new_tokens, at[k].ttft_reuse_ms, at[k].ttft_full_ms, 100 * at[k].ttft_reuse_ms / at[k].ttft_full_ms);
+        if (k > 0) printf("  %12.0f", at[k].ttft_disk_ms);
+        printf("\n");
         if (k > 0) {
           sr += at[k].ttft_reuse_ms;
           sf += at[k].ttft_full_ms;
+          sd += at[k].ttft_disk_ms;
         }
       }
-      if (turns > 1) printf("turns 2-%ld: %.0f ms with reuse, %.0f ms without (%.1f%%)\n", turns, sr, sf, 100 * sr / sf);
+      if (turns > 1)
+        printf("turns 2-%ld: %.0f ms with reuse, %.0f ms without (%.1f%%), %.0f ms restoring a saved cache (%.1f%%)\n",
+               turns, sr, sf, 100 * sr / sf, sd, 100 * sd / sf);
     }
   }
   rc = 0;
