@@ -429,6 +429,10 @@ static void turn_on_text(void *user, const char *s, size_t n) {
   show_text(t, s, n, 0);
 }
 
+static void announce_call(agent_session *s, agent__call *c);
+
+/* A call the parser completed: kept for running after the reply, and shown at once (the
+ * model may still be writing the rest of the reply). */
 static void turn_add_call(turn *t, agent__call *c) {
   if (t->n_calls == t->cap_calls) {
     size_t cap = t->cap_calls ? t->cap_calls * 2 : 8;
@@ -442,6 +446,8 @@ static void turn_add_call(turn *t, agent__call *c) {
     t->cap_calls = cap;
   }
   t->calls[t->n_calls++] = c;
+  announce_call(t->s, c);
+  if (!c->id) t->oom = 1;
 }
 
 static void turn_on_call(void *user, agent__call *c) { turn_add_call(user, c); }
@@ -557,6 +563,31 @@ static void call_meta_init(agent_session *s, const agent__call *c, call_meta *m)
 static void call_meta_release(call_meta *m) {
   free(m->title);
   free(m->loc_path);
+}
+
+/* The call's id: the server's for a native call, else a new one. It is given when the call
+ * is parsed and never changes: the pending event, the updates, the conversation and the
+ * store all use it. */
+static void ensure_call_id(agent__call *c) {
+  if (c->id) return;
+  char rid[40];
+  agent__new_id(rid, sizeof rid);
+  c->id = qc_asprintf("call_%.24s", rid);
+}
+
+/* The TOOL_CALL event (status pending), sent as soon as the parser has the whole call —
+ * while the model may still be generating the rest of its reply. */
+static void announce_call(agent_session *s, agent__call *c) {
+  ensure_call_id(c);
+  if (!c->id) return; /* out of memory: the run ends with an error, the call is not run */
+  call_meta m;
+  call_meta_init(s, c, &m);
+  agent_event ev = {.type = AGENT_EVENT_TOOL_CALL, .tool_call_id = c->id, .tool_name = c->name, .title = m.title,
+                    .kind = m.kind, .status = "pending", .raw_input = c->args,
+                    .locations = m.loc.path ? &m.loc : NULL, .n_locations = m.loc.path ? 1 : 0,
+                    .has_locations = m.loc.path != NULL};
+  agent__emit(s, &ev);
+  call_meta_release(&m);
 }
 
 /* Locations from a result's data.locations. */
@@ -680,20 +711,11 @@ static void checkpoint(agent_session *s, const agent__call *c) {
   free(err);
 }
 
-/* Run one call and append its result message. */
+/* Run one call (already announced, pending, when it was parsed) and append its result
+ * message. */
 static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, int cancelled_already) {
-  if (!c->id) {
-    char rid[40];
-    agent__new_id(rid, sizeof rid);
-    c->id = qc_asprintf("call_%.24s", rid);
-  }
   call_meta m;
   call_meta_init(s, c, &m);
-  agent_event ev = {.type = AGENT_EVENT_TOOL_CALL, .tool_call_id = c->id, .tool_name = c->name, .title = m.title,
-                    .kind = m.kind, .status = "pending", .raw_input = c->args,
-                    .locations = m.loc.path ? &m.loc : NULL, .n_locations = m.loc.path ? 1 : 0,
-                    .has_locations = m.loc.path != NULL};
-  agent__emit(s, &ev);
   if (s->store) agent__store_tool_call(s->store, s->id, c->id, msg_seq, c->name, c->args, "pending");
 
   tool_result res = {0};
@@ -726,7 +748,8 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
         checkpoint(s, NULL);
         s->checkpointed = 1;
       }
-      agent_event up = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .status = "in_progress"};
+      agent_event up = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .title = m.title,
+                        .status = "in_progress"};
       agent__emit(s, &up);
       live lv = {.s = s, .call_id = c->id, .last_ms = qc_now_ms()};
       qc_buf_init(&lv.tail, 0);
@@ -788,7 +811,7 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
                      json_string_value(json_object_get(dj, "newText"))};
   size_t n_locs = 0;
   agent_location *locs = result_locations(res.data, &n_locs);
-  agent_event fin = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .status = status,
+  agent_event fin = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .title = m.title, .status = status,
                      .content = text, .diff = diff.path && diff.new_text ? &diff : NULL, .locations = locs,
                      .n_locations = n_locs, .has_locations = n_locs > 0, .raw_output = raw};
   agent__emit(s, &fin);
@@ -848,6 +871,19 @@ void agent_session_replay(agent_session *s) {
 }
 
 /* ---- the run ------------------------------------------------------------------------------- */
+
+/* The model call failed after some calls were announced: none of them runs (the reply is
+ * not kept), and each gets its final update so no editor shows it pending forever. */
+static void fail_announced(agent_session *s, turn *t, const char *why) {
+  for (size_t i = 0; i < t->n_calls; i++) {
+    if (!t->calls[i]->id) continue; /* never announced */
+    char *text = qc_asprintf("Not run: the model call failed (%s).", why ? why : "unknown error");
+    agent_event ev = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = t->calls[i]->id, .status = "failed",
+                      .content = text ? text : "Not run: the model call failed."};
+    agent__emit(s, &ev);
+    free(text);
+  }
+}
 
 static void stop_event(agent_session *s, agent_run_result *res) {
   agent_event ev = {.type = AGENT_EVENT_STOP, .stop = res->stop, .text = res->error,
@@ -958,6 +994,7 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res) {
       res->stop = AGENT_STOP_ERROR;
       res->error = gr.error ? gr.error : strdup(t.oom ? "out of memory" : agent_strerror(grc));
       gr.error = NULL;
+      fail_announced(s, &t, res->error);
       agent__gen_res_release(&gr);
       turn_release(&t);
       break;
@@ -969,11 +1006,6 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res) {
     json_t *calls = json_array();
     for (size_t i = 0; i < t.n_calls; i++) {
       agent__call *c = t.calls[i];
-      if (!c->id) {
-        char rid[40];
-        agent__new_id(rid, sizeof rid);
-        c->id = qc_asprintf("call_%.24s", rid);
-      }
       json_array_append_new(calls, json_pack("{s:s, s:s, s:{s:s, s:O}}", "id", c->id, "type", "function", "function",
                                              "name", c->name, "arguments", c->args));
     }

@@ -76,6 +76,10 @@ typedef struct rec {
   int plans;
   int saw_diff;
   agent_stop stop;
+  /* announcement while the reply streams */
+  int n_announced;
+  size_t text_at_first_call;           /* message text shown when call 1 was announced */
+  agent_session *cancel_on_call;       /* cancel this session at the first announcement */
 } rec;
 
 static void rec_init(rec *r) {
@@ -112,6 +116,10 @@ static void on_event(void *user, const agent_event *ev) {
     break;
   case AGENT_EVENT_TOOL_CALL:
     qc_buf_printf(&r->log, "call %s %s\n", ev->tool_name, ev->status);
+    if (!r->n_announced++) {
+      r->text_at_first_call = r->text.len;
+      if (r->cancel_on_call) agent_session_cancel(r->cancel_on_call);
+    }
     break;
   case AGENT_EVENT_TOOL_CALL_UPDATE:
     if (ev->status && !strcmp(ev->status, "in_progress") && ev->content) break; /* live output */
@@ -505,6 +513,109 @@ TEST(a_cut_reply_stops_with_max_tokens) {
   json_t *msgs = agent_session_messages(s);
   ASSERT_CONTAINS(last_tool_text(msgs), "cut off");
   json_decref(msgs);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+  free(repo);
+}
+
+/* A call is shown (ACP tool_call, pending) as soon as the parser has it, while the model
+ * is still writing the rest of its reply; it runs, with the same id, after the reply. */
+TEST(a_tool_call_is_announced_while_the_reply_streams) {
+  char *repo = make_repo();
+  const char *replies[] = {
+      "Reading both.\n" CALL1("read_file", "path", "add.sh") "\nAnd the test too, while I am at it.\n"
+      CALL1("read_file", "path", "test.sh"),
+      "Both read.",
+      NULL};
+  char *script = make_script(repo, replies);
+  agent_backend *b = open_script(script, 0);
+  rec r;
+  rec_init(&r);
+  agent_session *s = new_session(repo, b, AGENT_MODE_ASK, &r, NULL);
+  agent_run_result res;
+  ASSERT_EQ_INT(agent_run(s, "read them", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  ASSERT_EQ_INT(res.n_tool_calls, 2);
+  /* call 1 was announced before the text after it had been generated, call 2 after it,
+   * and both ran only once the reply had ended */
+  ASSERT_STR_EQ(r.log.data, "text\ncall read_file pending\ntext\ncall read_file pending\n"
+                            "update in_progress\nupdate completed\nupdate in_progress\nupdate completed\n"
+                            "text\nstop end_turn\n");
+  ASSERT_EQ_INT((long)r.text_at_first_call, (long)strlen("Reading both.\n"));
+  /* one id per call, from the announcement to the result message */
+  json_t *ids = json_array();
+  size_t i;
+  json_t *u;
+  json_array_foreach(r.acp, i, u) {
+    const char *k = json_string_value(json_object_get(u, "sessionUpdate"));
+    if (!strcmp(k, "tool_call")) json_array_append(ids, json_object_get(u, "toolCallId"));
+  }
+  ASSERT_EQ_INT(json_array_size(ids), 2);
+  const char *id1 = json_string_value(json_array_get(ids, 0)), *id2 = json_string_value(json_array_get(ids, 1));
+  ASSERT(id1 && id2 && strcmp(id1, id2));
+  int finals1 = 0, finals2 = 0;
+  json_array_foreach(r.acp, i, u) {
+    const char *k = json_string_value(json_object_get(u, "sessionUpdate"));
+    const char *st = json_string_value(json_object_get(u, "status"));
+    if (strcmp(k, "tool_call_update") || !st || strcmp(st, "completed")) continue;
+    const char *id = json_string_value(json_object_get(u, "toolCallId"));
+    finals1 += !strcmp(id, id1);
+    finals2 += !strcmp(id, id2);
+    ASSERT_CONTAINS(json_string_value(json_object_get(u, "title")), "read_file"); /* titled, for displays */
+  }
+  ASSERT_EQ_INT(finals1, 1);
+  ASSERT_EQ_INT(finals2, 1);
+  json_t *msgs = agent_session_messages(s);
+  json_t *calls = json_object_get(json_array_get(msgs, 2), "tool_calls");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(calls, 0), "id")), id1);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(calls, 1), "id")), id2);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(msgs, 3), "tool_call_id")), id1);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(msgs, 4), "tool_call_id")), id2);
+  json_decref(msgs);
+  json_decref(ids);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+
+  /* an editor can act on the announcement: cancelling then stops the model before it
+   * writes the second call, and the announced call ends failed, never left pending */
+  replies[1] = NULL;
+  script = make_script(repo, replies);
+  b = open_script(script, 2);
+  rec_init(&r);
+  s = new_session(repo, b, AGENT_MODE_ASK, &r, NULL);
+  r.cancel_on_call = s;
+  ASSERT_EQ_INT(agent_run(s, "read them", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_CANCELLED);
+  ASSERT_EQ_INT(r.n_announced, 1);
+  ASSERT_STR_EQ(r.log.data, "text\ncall read_file pending\nupdate failed\nstop cancelled\n");
+  ASSERT(!strstr(r.text.data, "And the test too"));
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+
+  /* the model call fails after announcing a call: the call ends failed, nothing runs */
+  json_t *a = json_pack("[{s:s, s:s, s:s}]", "text", CALL1("write_file", "path", "x.txt") "\nand then",
+                        "finish", "error", "error", "the server went away");
+  script = qc_path_join(repo, ".s.json");
+  json_dump_file(a, script, 0);
+  json_decref(a);
+  b = open_script(script, 0);
+  rec_init(&r);
+  s = new_session(repo, b, AGENT_MODE_FULL_AUTO, &r, NULL);
+  ASSERT_EQ_INT(agent_run(s, "write", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_ERROR);
+  ASSERT_CONTAINS(res.error, "the server went away");
+  ASSERT_STR_EQ(r.log.data, "call write_file pending\ntext\nupdate failed\nstop error\n");
+  char *x = read_at(repo, "x.txt");
+  ASSERT(x == NULL);
   agent_run_result_release(&res);
   agent_session_free(s);
   agent_backend_close(b);
