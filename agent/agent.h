@@ -340,7 +340,11 @@ typedef agent_permission (*agent_permission_cb)(void *user, const agent_tool_cal
 /* Checkpoints of the working tree: one before the first tool of a run that may change
  * files (edits and commands), tool_call_id NULL; then one after each such tool, with its
  * id. Return 0 and a malloc'd id in *checkpoint_id (stored with the session), or nonzero
- * with *err (malloc'd): the failure is logged and the run goes on. */
+ * with *err (malloc'd): the failure is logged and the run goes on. After a run's first
+ * checkpoint (hook or not) the agent prunes refs/qcoder/checkpoints/ of the workspace's
+ * repository with tool_checkpoint_prune: only checkpoints beyond the newest 200, older than
+ * 30 days AND taken before the oldest agent_session still open in this process was opened
+ * go (agent/limits.h; docs/tools2.md), so an open session's restore points always stay. */
 typedef int (*agent_checkpoint_cb)(void *user, const char *workspace_root, const char *session_id,
                                    const char *tool_call_id, char **checkpoint_id, char **err);
 

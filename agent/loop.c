@@ -155,6 +155,43 @@ int agent_session_add_tool(agent_session *s, const char *name, const char *descr
 
 /* ---- sessions ----------------------------------------------------------------------------- */
 
+/* The sessions open in this process, for checkpoint pruning: a checkpoint taken while one
+ * of them was open may be what its /undo goes back to, so none of those is ever pruned.
+ * (The daemon holds every session of its clients, so "open in this process" is "open".) */
+static pthread_mutex_t g_open_mu = PTHREAD_MUTEX_INITIALIZER;
+static agent_session *g_open;
+
+static void open_register(agent_session *s) {
+  s->opened_s = qc_wall_ms() / 1000;
+  pthread_mutex_lock(&g_open_mu);
+  s->open_next = g_open;
+  g_open = s;
+  s->registered = 1;
+  pthread_mutex_unlock(&g_open_mu);
+}
+
+static void open_unregister(agent_session *s) {
+  if (!s->registered) return;
+  pthread_mutex_lock(&g_open_mu);
+  for (agent_session **p = &g_open; *p; p = &(*p)->open_next)
+    if (*p == s) {
+      *p = s->open_next;
+      break;
+    }
+  pthread_mutex_unlock(&g_open_mu);
+  s->registered = 0;
+}
+
+/* When the oldest session still open was opened (seconds), or `dflt` when none is older. */
+static int64_t oldest_open_s(int64_t dflt) {
+  int64_t t = dflt;
+  pthread_mutex_lock(&g_open_mu);
+  for (agent_session *o = g_open; o; o = o->open_next)
+    if (o->opened_s < t) t = o->opened_s;
+  pthread_mutex_unlock(&g_open_mu);
+  return t;
+}
+
 void agent_session_opts_init(agent_session_opts *o) {
   memset(o, 0, sizeof *o);
   o->mode = AGENT_MODE_ASK;
@@ -206,6 +243,7 @@ static agent_session *session_alloc(const agent_session_opts *o) {
 
 void agent_session_free(agent_session *s) {
   if (!s) return;
+  open_unregister(s);
   if (s->bind) s->backend->ops->unbind(s->bind);
   if (s->ws) tool_ws_close(s->ws);
   json_decref(s->msgs);
@@ -294,6 +332,7 @@ int agent_session_new(const agent_session_opts *o, agent_session **out, char **e
   rc = agent__session_append(s, json_pack("{s:s, s:s}", "role", "system", "content", sys));
   free(sys);
   if (rc) goto fail;
+  open_register(s);
   *out = s;
   return AGENT_OK;
 fail:
@@ -357,6 +396,7 @@ int agent_session_resume(const agent_session_opts *o, const char *session_id, ag
                                                     "it finished); check the state before repeating it."));
     }
   }
+  open_register(s);
   *out = s;
   s = NULL;
 out:
@@ -711,6 +751,38 @@ static void checkpoint(agent_session *s, const agent__call *c) {
   free(err);
 }
 
+/* The pruning limits (limits.h); tests shrink them. */
+static _Atomic long g_prune_keep = AGENT__CHECKPOINT_KEEP;
+static _Atomic long g_prune_age_s = (long)AGENT__CHECKPOINT_MAX_AGE_DAYS * 86400;
+
+void agent__set_checkpoint_prune_limits(long keep, long max_age_s) {
+  atomic_store(&g_prune_keep, keep >= 0 ? keep : AGENT__CHECKPOINT_KEEP);
+  atomic_store(&g_prune_age_s, max_age_s >= 0 ? max_age_s : (long)AGENT__CHECKPOINT_MAX_AGE_DAYS * 86400);
+}
+
+/* Forget old checkpoints of the workspace's repository, so a long-lived workspace does not
+ * collect refs forever. A checkpoint goes only when all three hold:
+ *   - it is not among the newest AGENT__CHECKPOINT_KEEP;
+ *   - it is older than AGENT__CHECKPOINT_MAX_AGE_DAYS;
+ *   - it was taken before the oldest session open in this process was opened (each open
+ *     session's /undo and restore points are checkpoints taken while it was open).
+ * Done once per run, after the run's first checkpoint. Failures are logged, never fatal. */
+static void prune_checkpoints(agent_session *s) {
+  int64_t now = qc_wall_ms() / 1000;
+  int64_t cutoff = now - atomic_load(&g_prune_age_s);
+  /* 2 s of margin: commit times are whole seconds and the clock moves during the prune */
+  int64_t open_cut = oldest_open_s(INT64_MAX) - 2;
+  if (open_cut < cutoff) cutoff = open_cut;
+  if (cutoff <= 0) return;
+  size_t removed = 0;
+  char *err = NULL;
+  if (tool_checkpoint_prune(s->ws, (size_t)atomic_load(&g_prune_keep), now - cutoff, &removed, &err) != TOOL_OK)
+    qc_warn("session %s: checkpoint pruning failed: %s", s->id, err ? err : "?");
+  else if (removed)
+    qc_info("session %s: pruned %zu old checkpoint%s", s->id, removed, removed == 1 ? "" : "s");
+  free(err);
+}
+
 /* Run one call (already announced, pending, when it was parsed) and append its result
  * message. */
 static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, int cancelled_already) {
@@ -747,6 +819,7 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
       if (changes && !s->checkpointed) { /* the state before this prompt changed anything */
         checkpoint(s, NULL);
         s->checkpointed = 1;
+        prune_checkpoints(s);
       }
       agent_event up = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .title = m.title,
                         .status = "in_progress"};

@@ -8,7 +8,10 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include <git2.h>
+
 #include "agent/agent.h"
+#include "agent/session.h" /* agent__set_checkpoint_prune_limits (tests only) */
 #include "common/common.h"
 #include "mock_http.h"
 #include "tests/test.h"
@@ -979,6 +982,217 @@ TEST(checkpoints_around_changes_and_the_repo_map) {
   agent_backend_close(b);
   rec_release(&r);
   free(script);
+  free(repo);
+}
+
+/* ---- checkpoint pruning --------------------------------------------------------------- */
+
+/* `n` checkpoints as the tools make them (refs/qcoder/checkpoints/<time>-<commit>) but
+ * taken long ago: from `base_s`, one a minute. Their ids, oldest first, in *ids. */
+static void make_old_checkpoints(const char *dir, int n, int64_t base_s, char ***ids) {
+  git_repository *repo = NULL;
+  ASSERT_EQ_INT(git_repository_open(&repo, dir), 0);
+  git_treebuilder *tb = NULL;
+  git_oid tree_id;
+  ASSERT_EQ_INT(git_treebuilder_new(&tb, repo, NULL), 0);
+  ASSERT_EQ_INT(git_treebuilder_write(&tree_id, tb), 0);
+  git_treebuilder_free(tb);
+  git_tree *tree = NULL;
+  ASSERT_EQ_INT(git_tree_lookup(&tree, repo, &tree_id), 0);
+  *ids = calloc((size_t)n, sizeof **ids);
+  for (int i = 0; i < n; i++) {
+    time_t t = (time_t)(base_s + 60 * i);
+    git_signature *sig = NULL;
+    ASSERT_EQ_INT(git_signature_new(&sig, "qcoder", "qcoder@localhost", t, 0), 0);
+    git_oid c;
+    char msg[64];
+    snprintf(msg, sizeof msg, "old checkpoint %d\n", i);
+    ASSERT_EQ_INT(git_commit_create(&c, repo, NULL, sig, sig, NULL, msg, tree, 0, NULL), 0);
+    git_signature_free(sig);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char stamp[32], hex[GIT_OID_HEXSZ + 1], ref[128];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+    git_oid_tostr(hex, sizeof hex, &c);
+    (*ids)[i] = qc_asprintf("%s.000Z-%.8s", stamp, hex);
+    ASSERT_EQ_INT((int)strlen((*ids)[i]), 29);
+    snprintf(ref, sizeof ref, "refs/qcoder/checkpoints/%s", (*ids)[i]);
+    git_reference *r = NULL;
+    ASSERT_EQ_INT(git_reference_create(&r, repo, ref, &c, 0, "test"), 0);
+    git_reference_free(r);
+  }
+  git_tree_free(tree);
+  git_repository_free(repo);
+}
+
+static int listed(const json_t *list, const char *id) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(list, i, c) if (!strcmp(json_string_value(json_object_get(c, "id")), id)) return 1;
+  return 0;
+}
+
+static json_t *checkpoints_of(const char *dir) {
+  tool_ws *ws = NULL;
+  tool_ws_opts wo = {.sandbox = TOOL_SANDBOX_PREFER};
+  char *err = NULL;
+  ASSERT_EQ_INT(tool_ws_open(dir, &wo, &ws, &err), TOOL_OK);
+  json_t *list = NULL;
+  ASSERT_MSG(tool_checkpoint_list(ws, &list, &err) == TOOL_OK, "%s", err ? err : "?");
+  tool_ws_close(ws);
+  return list;
+}
+
+static void restore_to(const char *dir, const char *id) {
+  tool_ws *ws = NULL;
+  tool_ws_opts wo = {.sandbox = TOOL_SANDBOX_PREFER};
+  char *err = NULL;
+  ASSERT_EQ_INT(tool_ws_open(dir, &wo, &ws, &err), TOOL_OK);
+  json_t *summary = NULL;
+  ASSERT_MSG(tool_checkpoint_restore(ws, id, &summary, &err) == TOOL_OK, "%s", err ? err : "?");
+  json_decref(summary);
+  tool_ws_close(ws);
+}
+
+#define FIX_ADD                                                                                               \
+  "<tool_call>\n<function=edit_file>\n<parameter=path>\nadd.sh\n</parameter>\n<parameter=old_string>\n$1 - $2\n" \
+  "</parameter>\n<parameter=new_string>\n$1 + $2\n</parameter>\n</function>\n</tool_call>"
+
+/* With the real limits: beyond the newest 200, checkpoints older than 30 days go when a
+ * run takes its first checkpoint; the newest stay and the run's own undo works. */
+TEST(old_checkpoints_are_pruned_and_undo_still_works) {
+  char *repo = make_repo();
+  git_libgit2_init();
+  git_repository *gr = NULL;
+  ASSERT_EQ_INT(git_repository_init(&gr, repo, 0), 0);
+  git_repository_free(gr);
+  enum { OLD = 210 };
+  char **old = NULL;
+  make_old_checkpoints(repo, OLD, (int64_t)time(NULL) - 60 * 86400, &old);
+  json_t *list = checkpoints_of(repo);
+  ASSERT_EQ_INT(json_array_size(list), OLD);
+  json_decref(list);
+
+  const char *replies[] = {CALL1("read_file", "path", "add.sh"), FIX_ADD, "done", NULL};
+  char *script = make_script(repo, replies);
+  agent_backend *b = open_script(script, 0);
+  rec r;
+  rec_init(&r);
+  agent_session *s = new_session(repo, b, AGENT_MODE_AUTO_EDIT, &r, NULL);
+  agent_run_result res;
+  ASSERT_EQ_INT(agent_run(s, "fix add", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  agent_run_result_release(&res);
+  char *add = read_at(repo, "add.sh");
+  ASSERT_CONTAINS(add, "$1 + $2");
+  free(add);
+
+  /* the run's "before" checkpoint + the newest 199 old ones were kept (200), then the
+   * checkpoint after the edit was added; the 11 oldest are gone */
+  list = checkpoints_of(repo);
+  ASSERT_EQ_INT(json_array_size(list), 201);
+  for (int i = 0; i < OLD; i++)
+    ASSERT_MSG(listed(list, old[i]) == (i >= OLD - 199), "old checkpoint %d (%s) %s", i, old[i],
+               listed(list, old[i]) ? "kept" : "pruned");
+  /* undo of the run: back to the state before its changes */
+  const char *before = json_string_value(json_object_get(json_array_get(list, 1), "id"));
+  ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(list, 1), "message")), "before the changes");
+  restore_to(repo, before);
+  add = read_at(repo, "add.sh");
+  ASSERT_STR_EQ(add, "add() {\n  echo $(( $1 - $2 ))\n}\n");
+  free(add);
+  json_decref(list);
+
+  for (int i = 0; i < OLD; i++) free(old[i]);
+  free(old);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+  git_libgit2_shutdown();
+  free(repo);
+}
+
+/* A session that is still open keeps every checkpoint taken since it opened, however
+ * small the limits: another session's pruning never breaks its undo. */
+TEST(pruning_spares_the_checkpoints_of_open_sessions) {
+  char *repo = make_repo();
+  git_libgit2_init();
+  git_repository *gr = NULL;
+  ASSERT_EQ_INT(git_repository_init(&gr, repo, 0), 0);
+  git_repository_free(gr);
+  char **old = NULL;
+  make_old_checkpoints(repo, 5, (int64_t)time(NULL) - 3600, &old);
+  agent__set_checkpoint_prune_limits(2, 0); /* keep 2, no minimum age */
+
+  const char *ra[] = {CALL1("read_file", "path", "add.sh"), FIX_ADD, "done", NULL};
+  char *sa = make_script(repo, ra);
+  agent_backend *ba = open_script(sa, 0);
+  rec r;
+  rec_init(&r);
+  agent_session *a = new_session(repo, ba, AGENT_MODE_AUTO_EDIT, &r, NULL);
+  agent_run_result res;
+  ASSERT_EQ_INT(agent_run(a, "fix add", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  agent_run_result_release(&res);
+  json_t *list = checkpoints_of(repo);
+  /* pruned right after A's first checkpoint: that one and the newest old one were kept,
+   * then the one after the edit was added */
+  ASSERT_EQ_INT(json_array_size(list), 3);
+  ASSERT(listed(list, old[4]) && !listed(list, old[3]));
+  char *add = read_at(repo, "add.sh");
+  ASSERT_CONTAINS(add, "$1 + $2");
+  free(add);
+  char *a_before = strdup(json_string_value(json_object_get(json_array_get(list, 1), "id")));
+  char *a_after = strdup(json_string_value(json_object_get(json_array_get(list, 0), "id")));
+  json_decref(list);
+
+  /* B, opened later in the same workspace, changes files twice over two prompts */
+  char p[4200];
+  snprintf(p, sizeof p, "%s/.script-b.json", repo);
+#define WRITE(f)                                                                                        \
+  "<tool_call>\n<function=write_file>\n<parameter=path>\n" f "\n</parameter>\n<parameter=content>\nnew\n" \
+  "</parameter>\n</function>\n</tool_call>"
+  json_t *rb = json_pack("[s, s, s, s]", WRITE("b.txt"), "done", WRITE("c.txt"), "done");
+#undef WRITE
+  ASSERT_EQ_INT(json_dump_file(rb, p, 0), 0);
+  json_decref(rb);
+  agent_backend *bb = open_script(p, 0);
+  agent_session *b = new_session(repo, bb, AGENT_MODE_FULL_AUTO, &r, NULL);
+  ASSERT_EQ_INT(agent_run(b, "write b", &res), AGENT_OK);
+  agent_run_result_release(&res);
+  ASSERT_EQ_INT(agent_run(b, "write c", &res), AGENT_OK);
+  agent_run_result_release(&res);
+  char *bt = read_at(repo, "b.txt");
+  ASSERT_STR_EQ(bt, "new");
+  free(bt);
+  list = checkpoints_of(repo);
+  /* keep 2 alone would have left only B's newest: A's are kept because A is open */
+  ASSERT_MSG(listed(list, a_before) && listed(list, a_after), "A's checkpoints were pruned (%zu left)",
+             json_array_size(list));
+  ASSERT_EQ_INT(json_array_size(list), 6); /* A: 2, B: 2 per prompt */
+  for (int i = 0; i < 5; i++) ASSERT(!listed(list, old[i]));
+  json_decref(list);
+  /* A's undo still works */
+  restore_to(repo, a_before);
+  add = read_at(repo, "add.sh");
+  ASSERT_STR_EQ(add, "add() {\n  echo $(( $1 - $2 ))\n}\n");
+  free(add);
+  bt = read_at(repo, "b.txt");
+  ASSERT(bt == NULL);
+
+  agent__set_checkpoint_prune_limits(-1, -1);
+  for (int i = 0; i < 5; i++) free(old[i]);
+  free(old);
+  free(a_before);
+  free(a_after);
+  agent_session_free(b);
+  agent_session_free(a);
+  agent_backend_close(bb);
+  agent_backend_close(ba);
+  rec_release(&r);
+  free(sa);
+  git_libgit2_shutdown();
   free(repo);
 }
 
