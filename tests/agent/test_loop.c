@@ -516,6 +516,53 @@ TEST(a_cut_reply_stops_with_max_tokens) {
   json_t *msgs = agent_session_messages(s);
   ASSERT_CONTAINS(last_tool_text(msgs), "cut off");
   json_decref(msgs);
+  /* the editor saw the cut call fail, with the reason, never left pending */
+  ASSERT_CONTAINS(r.log.data, "stop max_tokens\ncall write_file pending\nupdate failed\ntext\nstop end_turn\n");
+  int saw = 0;
+  size_t i;
+  json_t *u;
+  json_array_foreach(r.acp, i, u) {
+    const char *st = json_string_value(json_object_get(u, "status"));
+    if (!st || strcmp(st, "failed")) continue;
+    char *c = json_dumps(json_object_get(u, "content"), 0);
+    saw += c && strstr(c, "cut off") != NULL;
+    free(c);
+  }
+  ASSERT_EQ_INT(saw, 1);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+
+  /* the run's token budget ends with a reply cut inside a call: the run stops max_tokens,
+   * the call failed, and the next prompt shows the model why */
+  a = json_pack("[{s:s, s:s}, s]", "text",
+                "Writing the file now.\n<tool_call>\n<function=write_file>\n<parameter=path>\nx.txt\n</parameter>\n"
+                "<parameter=content>\nthe first half of a long file and then",
+                "finish", "length", "Understood.");
+  script = qc_path_join(repo, ".s2.json");
+  json_dump_file(a, script, 0);
+  json_decref(a);
+  b = open_script(script, 0);
+  rec_init(&r);
+  agent_session_opts o;
+  agent_session_opts_init(&o);
+  o.cwd = repo;
+  o.backend = b;
+  o.mode = AGENT_MODE_FULL_AUTO;
+  o.max_tokens = 20; /* the scripted reply counts ~60 */
+  o.on_event = on_event;
+  o.user = &r;
+  ASSERT_EQ_INT(agent_session_new(&o, &s, NULL), AGENT_OK);
+  ASSERT_EQ_INT(agent_run(s, "write it", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_MAX_TOKENS);
+  ASSERT_STR_EQ(r.log.data, "text\ncall write_file pending\nupdate failed\nstop max_tokens\n");
+  x = read_at(repo, "x.txt");
+  ASSERT(x == NULL);
+  char *prompt = agent_session_render(s);
+  ASSERT_CONTAINS(prompt, "<tool_response>\nError: your reply was cut off (token limit) inside this tool call");
+  free(prompt);
   agent_run_result_release(&res);
   agent_session_free(s);
   agent_backend_close(b);
