@@ -497,9 +497,10 @@ static void gen_on_text(void *user, const char *s, size_t n) {
   agent__tcp_feed(t->parser, s, n);
 }
 
-static void gen_on_native(void *user, const char *id, const char *name, const char *args) {
+static void gen_on_native(void *user, const char *id, const char *name, const char *args, int cut) {
   turn *t = user;
   agent__call *c = agent__call_from_native(t->s->tools, id, name, args);
+  if (c && cut && c->error) agent__call_mark_cut(c); /* arguments cut short, not malformed */
   if (c) turn_add_call(t, c);
   else t->oom = 1;
 }

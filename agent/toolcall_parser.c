@@ -657,12 +657,7 @@ static void emit_json_block(agent__tcp *p, size_t start, size_t end) {
     return;
   }
   c->flags &= ~(unsigned)AGENT__CALL_NATIVE;
-  if (cut_inside(p, end)) { /* the JSON may look whole, but the block never closed */
-    free(c->error);
-    c->error = NULL;
-    call_set_error(c, CUT_MSG);
-    c->flags |= AGENT__CALL_UNCLOSED;
-  }
+  if (cut_inside(p, end)) agent__call_mark_cut(c); /* the JSON may look whole, but the block never closed */
   free(c->raw);
   c->raw = excerpt(p->buf.data + start, end - start);
   p->n_calls++;
@@ -670,6 +665,13 @@ static void emit_json_block(agent__tcp *p, size_t start, size_t end) {
   qc_buf_reset(&p->held_ws);
   p->funcs_in_block++;
   p->cbs.on_call(p->cbs.user, c);
+}
+
+void agent__call_mark_cut(agent__call *c) {
+  free(c->error);
+  c->error = NULL;
+  call_set_error(c, CUT_MSG);
+  c->flags |= AGENT__CALL_UNCLOSED;
 }
 
 agent__call *agent__call_from_native(const json_t *tools, const char *id, const char *name,

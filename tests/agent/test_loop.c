@@ -931,6 +931,37 @@ TEST(a_remote_server_drives_the_loop_both_ways) {
   mock_stop(&m);
   rec_release(&r);
 
+  /* chat API, the reply cut inside a call's arguments: not run, the model is told why,
+   * the editor sees it fail */
+  mock_server m3 = {0};
+  m3.resp[0] = (mock_resp){.status = 200, .pieces = {
+      "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"srv-cut\",\"function\":"
+      "{\"name\":\"write_file\",\"arguments\":\"{\\\"path\\\": \\\"x.txt\\\", \\\"content\\\": \\\"half\"}}]},"
+      "\"finish_reason\":\"length\"}]}\n\n", "data: [DONE]\n\n"}};
+  m3.resp[1] = (mock_resp){.status = 200, .pieces = {
+      "data: {\"choices\":[{\"delta\":{\"content\":\"I will write it in parts.\"},\"finish_reason\":\"stop\"}]}\n\n",
+      "data: [DONE]\n\n"}};
+  m3.n_resp = 2;
+  mock_start(&m3);
+  b = open_mock(m3.port, AGENT_REMOTE_CHAT);
+  rec_init(&r);
+  s = new_session(repo, b, AGENT_MODE_FULL_AUTO, &r, NULL);
+  ASSERT_EQ_INT(agent_run(s, "write x", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  ASSERT_STR_EQ(r.log.data, "call write_file pending\nupdate failed\ntext\nstop end_turn\n");
+  char *x = read_at(repo, "x.txt");
+  ASSERT(x == NULL);
+  body = json_loads(m3.req[1].body, 0, NULL);
+  msgs = json_object_get(body, "messages");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(msgs, 3), "tool_call_id")), "srv-cut");
+  ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(msgs, 3), "content")), "cut off (token limit)");
+  json_decref(body);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  mock_stop(&m3);
+  rec_release(&r);
+
   /* completions API: our prompt, our parser */
   mock_server m2 = {0};
   m2.resp[0] = (mock_resp){.status = 200, .pieces = {
