@@ -17,6 +17,20 @@
  * turn would not fit the context window are old tool outputs elided, then older turns
  * summarised — each time with an AGENT_EVENT_COMPACTION event, never silently.
  *
+ * The order of a run's events, which protocol layers may rely on:
+ *  - Within one model call, message chunks and TOOL_CALL events (status "pending") come in
+ *    the order the model wrote them; each call is announced as soon as the streaming parser
+ *    has read it whole, while the model may still be generating the rest of the reply.
+ *    Its id (tool_call_id) is fixed then and used by every later event of the call, by
+ *    the permission request, the conversation and the store.
+ *  - The calls run only after the reply has ended, one at a time in the order announced:
+ *    "in_progress" (then live output), then exactly one final update ("completed" or
+ *    "failed"); the next call's updates start after the previous call's final update.
+ *  - Every announced call gets its final update before the run goes on — when it was
+ *    malformed, denied or cancelled, and when the model call failed after announcing it
+ *    ("failed": nothing of that reply is run) — so no call is left pending.
+ *  - STOP is the run's last event.
+ *
  * How a daemon drives a session:
  *  - Open one agent_backend per model (agent_backend_open); it is shared by all sessions.
  *  - agent_session_new()/agent_session_resume() on any thread but the event loop's (a new
@@ -248,7 +262,8 @@ const char *agent_stop_name(agent_stop s);
 typedef enum agent_event_type {
   AGENT_EVENT_MESSAGE_CHUNK,     /* agent_message_chunk: `text` */
   AGENT_EVENT_USER_MESSAGE_CHUNK,/* user_message_chunk: `text` (agent_session_replay only) */
-  AGENT_EVENT_TOOL_CALL,         /* tool_call: a new call, status "pending" */
+  AGENT_EVENT_TOOL_CALL,         /* tool_call: a new call, status "pending", sent when it is
+                                    parsed (the reply may still be streaming) */
   AGENT_EVENT_TOOL_CALL_UPDATE,  /* tool_call_update: only the fields that changed are set */
   AGENT_EVENT_PLAN,              /* plan: the complete list of entries */
   AGENT_EVENT_USAGE,             /* usage_update: used / size tokens */
@@ -336,7 +351,11 @@ typedef agent_permission (*agent_permission_cb)(void *user, const agent_tool_cal
 /* Checkpoints of the working tree: one before the first tool of a run that may change
  * files (edits and commands), tool_call_id NULL; then one after each such tool, with its
  * id. Return 0 and a malloc'd id in *checkpoint_id (stored with the session), or nonzero
- * with *err (malloc'd): the failure is logged and the run goes on. */
+ * with *err (malloc'd): the failure is logged and the run goes on. After a run's first
+ * checkpoint (hook or not) the agent prunes refs/qcoder/checkpoints/ of the workspace's
+ * repository with tool_checkpoint_prune: only checkpoints beyond the newest 200, older than
+ * 30 days AND taken before the oldest agent_session still open in this process was opened
+ * go (agent/limits.h; docs/tools2.md), so an open session's restore points always stay. */
 typedef int (*agent_checkpoint_cb)(void *user, const char *workspace_root, const char *session_id,
                                    const char *tool_call_id, char **checkpoint_id, char **err);
 

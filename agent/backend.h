@@ -30,7 +30,9 @@ typedef struct agent__gen_req {
   int raw;                       /* a raw completion (FIM): no chat stops, /v1/completions */
   /* streamed text; and calls a server parsed itself (remote chat API) */
   void (*on_text)(void *user, const char *text, size_t len);
-  void (*on_native_call)(void *user, const char *id, const char *name, const char *args_json);
+  /* `cut`: the reply ended by the token limit and this is its last call, whose arguments
+   * may be incomplete */
+  void (*on_native_call)(void *user, const char *id, const char *name, const char *args_json, int cut);
   void *user;
 } agent__gen_req;
 

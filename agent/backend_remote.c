@@ -499,10 +499,15 @@ static int r_generate(agent__bind *bd, const agent__gen_req *req, agent__gen_res
     res->code = 0;
     attempt_result ar = attempt(bd, url, body, &x, res);
     if (ar == ATTEMPT_OK) {
+      int last = -1;
+      for (int i = 0; i < x.n_calls; i++)
+        if (x.calls[i].used) last = i;
+      int cut = !strcmp(x.finish, "length");
       for (int i = 0; i < x.n_calls; i++) {
         native_call *nc = &x.calls[i];
         if (!nc->used || !req->on_native_call) continue;
-        req->on_native_call(req->user, nc->id.len ? nc->id.data : NULL, nc->name.data, nc->args.data);
+        req->on_native_call(req->user, nc->id.len ? nc->id.data : NULL, nc->name.data, nc->args.data,
+                            cut && i == last);
       }
       res->n_prompt = x.n_prompt;
       res->n_generated = x.n_completion;

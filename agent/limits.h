@@ -31,6 +31,14 @@ enum {
   AGENT__LIVE_OUTPUT_MS = 250,            /* at most one live-output update per 250 ms */
   AGENT__TOOL_TEXT_MAX = 256 * 1024,      /* a tool result as the model reads it */
   AGENT__EXTRA_TOOLS_MAX = 256,           /* session tools (MCP servers offer many) */
+  /* Checkpoint pruning (after a run's first checkpoint; the rule is in loop.c). A
+   * checkpoint goes only when it is beyond the newest KEEP of its repository AND older
+   * than MAX_AGE_DAYS AND older than every session open in this process (their /undo
+   * walks back through their own checkpoints). 200 is far more steps than anyone undoes;
+   * a month outlives any undo worth doing, and the refs stay bounded by the activity of a
+   * month. The objects go at the next `git gc`. */
+  AGENT__CHECKPOINT_KEEP = 200,
+  AGENT__CHECKPOINT_MAX_AGE_DAYS = 30,
 
   /* ---- the context ---- */
   AGENT__KEEP_TOOL_OUTPUTS = 3,           /* newest tool outputs never elided */

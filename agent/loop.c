@@ -155,6 +155,43 @@ int agent_session_add_tool(agent_session *s, const char *name, const char *descr
 
 /* ---- sessions ----------------------------------------------------------------------------- */
 
+/* The sessions open in this process, for checkpoint pruning: a checkpoint taken while one
+ * of them was open may be what its /undo goes back to, so none of those is ever pruned.
+ * (The daemon holds every session of its clients, so "open in this process" is "open".) */
+static pthread_mutex_t g_open_mu = PTHREAD_MUTEX_INITIALIZER;
+static agent_session *g_open;
+
+static void open_register(agent_session *s) {
+  s->opened_s = qc_wall_ms() / 1000;
+  pthread_mutex_lock(&g_open_mu);
+  s->open_next = g_open;
+  g_open = s;
+  s->registered = 1;
+  pthread_mutex_unlock(&g_open_mu);
+}
+
+static void open_unregister(agent_session *s) {
+  if (!s->registered) return;
+  pthread_mutex_lock(&g_open_mu);
+  for (agent_session **p = &g_open; *p; p = &(*p)->open_next)
+    if (*p == s) {
+      *p = s->open_next;
+      break;
+    }
+  pthread_mutex_unlock(&g_open_mu);
+  s->registered = 0;
+}
+
+/* When the oldest session still open was opened (seconds), or `dflt` when none is older. */
+static int64_t oldest_open_s(int64_t dflt) {
+  int64_t t = dflt;
+  pthread_mutex_lock(&g_open_mu);
+  for (agent_session *o = g_open; o; o = o->open_next)
+    if (o->opened_s < t) t = o->opened_s;
+  pthread_mutex_unlock(&g_open_mu);
+  return t;
+}
+
 void agent_session_opts_init(agent_session_opts *o) {
   memset(o, 0, sizeof *o);
   o->mode = AGENT_MODE_ASK;
@@ -206,6 +243,7 @@ static agent_session *session_alloc(const agent_session_opts *o) {
 
 void agent_session_free(agent_session *s) {
   if (!s) return;
+  open_unregister(s);
   if (s->bind) s->backend->ops->unbind(s->bind);
   if (s->ws) tool_ws_close(s->ws);
   json_decref(s->msgs);
@@ -294,6 +332,7 @@ int agent_session_new(const agent_session_opts *o, agent_session **out, char **e
   rc = agent__session_append(s, json_pack("{s:s, s:s}", "role", "system", "content", sys));
   free(sys);
   if (rc) goto fail;
+  open_register(s);
   *out = s;
   return AGENT_OK;
 fail:
@@ -357,6 +396,7 @@ int agent_session_resume(const agent_session_opts *o, const char *session_id, ag
                                                     "it finished); check the state before repeating it."));
     }
   }
+  open_register(s);
   *out = s;
   s = NULL;
 out:
@@ -429,6 +469,10 @@ static void turn_on_text(void *user, const char *s, size_t n) {
   show_text(t, s, n, 0);
 }
 
+static void announce_call(agent_session *s, agent__call *c);
+
+/* A call the parser completed: kept for running after the reply, and shown at once (the
+ * model may still be writing the rest of the reply). */
 static void turn_add_call(turn *t, agent__call *c) {
   if (t->n_calls == t->cap_calls) {
     size_t cap = t->cap_calls ? t->cap_calls * 2 : 8;
@@ -442,6 +486,8 @@ static void turn_add_call(turn *t, agent__call *c) {
     t->cap_calls = cap;
   }
   t->calls[t->n_calls++] = c;
+  announce_call(t->s, c);
+  if (!c->id) t->oom = 1;
 }
 
 static void turn_on_call(void *user, agent__call *c) { turn_add_call(user, c); }
@@ -451,9 +497,10 @@ static void gen_on_text(void *user, const char *s, size_t n) {
   agent__tcp_feed(t->parser, s, n);
 }
 
-static void gen_on_native(void *user, const char *id, const char *name, const char *args) {
+static void gen_on_native(void *user, const char *id, const char *name, const char *args, int cut) {
   turn *t = user;
   agent__call *c = agent__call_from_native(t->s->tools, id, name, args);
+  if (c && cut && c->error) agent__call_mark_cut(c); /* arguments cut short, not malformed */
   if (c) turn_add_call(t, c);
   else t->oom = 1;
 }
@@ -557,6 +604,31 @@ static void call_meta_init(agent_session *s, const agent__call *c, call_meta *m)
 static void call_meta_release(call_meta *m) {
   free(m->title);
   free(m->loc_path);
+}
+
+/* The call's id: the server's for a native call, else a new one. It is given when the call
+ * is parsed and never changes: the pending event, the updates, the conversation and the
+ * store all use it. */
+static void ensure_call_id(agent__call *c) {
+  if (c->id) return;
+  char rid[40];
+  agent__new_id(rid, sizeof rid);
+  c->id = qc_asprintf("call_%.24s", rid);
+}
+
+/* The TOOL_CALL event (status pending), sent as soon as the parser has the whole call —
+ * while the model may still be generating the rest of its reply. */
+static void announce_call(agent_session *s, agent__call *c) {
+  ensure_call_id(c);
+  if (!c->id) return; /* out of memory: the run ends with an error, the call is not run */
+  call_meta m;
+  call_meta_init(s, c, &m);
+  agent_event ev = {.type = AGENT_EVENT_TOOL_CALL, .tool_call_id = c->id, .tool_name = c->name, .title = m.title,
+                    .kind = m.kind, .status = "pending", .raw_input = c->args,
+                    .locations = m.loc.path ? &m.loc : NULL, .n_locations = m.loc.path ? 1 : 0,
+                    .has_locations = m.loc.path != NULL};
+  agent__emit(s, &ev);
+  call_meta_release(&m);
 }
 
 /* Locations from a result's data.locations. */
@@ -680,20 +752,43 @@ static void checkpoint(agent_session *s, const agent__call *c) {
   free(err);
 }
 
-/* Run one call and append its result message. */
+/* The pruning limits (limits.h); tests shrink them. */
+static _Atomic long g_prune_keep = AGENT__CHECKPOINT_KEEP;
+static _Atomic long g_prune_age_s = (long)AGENT__CHECKPOINT_MAX_AGE_DAYS * 86400;
+
+void agent__set_checkpoint_prune_limits(long keep, long max_age_s) {
+  atomic_store(&g_prune_keep, keep >= 0 ? keep : AGENT__CHECKPOINT_KEEP);
+  atomic_store(&g_prune_age_s, max_age_s >= 0 ? max_age_s : (long)AGENT__CHECKPOINT_MAX_AGE_DAYS * 86400);
+}
+
+/* Forget old checkpoints of the workspace's repository, so a long-lived workspace does not
+ * collect refs forever. A checkpoint goes only when all three hold:
+ *   - it is not among the newest AGENT__CHECKPOINT_KEEP;
+ *   - it is older than AGENT__CHECKPOINT_MAX_AGE_DAYS;
+ *   - it was taken before the oldest session open in this process was opened (each open
+ *     session's /undo and restore points are checkpoints taken while it was open).
+ * Done once per run, after the run's first checkpoint. Failures are logged, never fatal. */
+static void prune_checkpoints(agent_session *s) {
+  int64_t now = qc_wall_ms() / 1000;
+  int64_t cutoff = now - atomic_load(&g_prune_age_s);
+  /* 2 s of margin: commit times are whole seconds and the clock moves during the prune */
+  int64_t open_cut = oldest_open_s(INT64_MAX) - 2;
+  if (open_cut < cutoff) cutoff = open_cut;
+  if (cutoff <= 0) return;
+  size_t removed = 0;
+  char *err = NULL;
+  if (tool_checkpoint_prune(s->ws, (size_t)atomic_load(&g_prune_keep), now - cutoff, &removed, &err) != TOOL_OK)
+    qc_warn("session %s: checkpoint pruning failed: %s", s->id, err ? err : "?");
+  else if (removed)
+    qc_info("session %s: pruned %zu old checkpoint%s", s->id, removed, removed == 1 ? "" : "s");
+  free(err);
+}
+
+/* Run one call (already announced, pending, when it was parsed) and append its result
+ * message. */
 static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, int cancelled_already) {
-  if (!c->id) {
-    char rid[40];
-    agent__new_id(rid, sizeof rid);
-    c->id = qc_asprintf("call_%.24s", rid);
-  }
   call_meta m;
   call_meta_init(s, c, &m);
-  agent_event ev = {.type = AGENT_EVENT_TOOL_CALL, .tool_call_id = c->id, .tool_name = c->name, .title = m.title,
-                    .kind = m.kind, .status = "pending", .raw_input = c->args,
-                    .locations = m.loc.path ? &m.loc : NULL, .n_locations = m.loc.path ? 1 : 0,
-                    .has_locations = m.loc.path != NULL};
-  agent__emit(s, &ev);
   if (s->store) agent__store_tool_call(s->store, s->id, c->id, msg_seq, c->name, c->args, "pending");
 
   tool_result res = {0};
@@ -725,8 +820,10 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
       if (changes && !s->checkpointed) { /* the state before this prompt changed anything */
         checkpoint(s, NULL);
         s->checkpointed = 1;
+        prune_checkpoints(s);
       }
-      agent_event up = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .status = "in_progress"};
+      agent_event up = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .title = m.title,
+                        .status = "in_progress"};
       agent__emit(s, &up);
       live lv = {.s = s, .call_id = c->id, .last_ms = qc_now_ms()};
       qc_buf_init(&lv.tail, 0);
@@ -788,7 +885,7 @@ static run_status run_call(agent_session *s, agent__call *c, int64_t msg_seq, in
                      json_string_value(json_object_get(dj, "newText"))};
   size_t n_locs = 0;
   agent_location *locs = result_locations(res.data, &n_locs);
-  agent_event fin = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .status = status,
+  agent_event fin = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = c->id, .title = m.title, .status = status,
                      .content = text, .diff = diff.path && diff.new_text ? &diff : NULL, .locations = locs,
                      .n_locations = n_locs, .has_locations = n_locs > 0, .raw_output = raw};
   agent__emit(s, &fin);
@@ -848,6 +945,19 @@ void agent_session_replay(agent_session *s) {
 }
 
 /* ---- the run ------------------------------------------------------------------------------- */
+
+/* The model call failed after some calls were announced: none of them runs (the reply is
+ * not kept), and each gets its final update so no editor shows it pending forever. */
+static void fail_announced(agent_session *s, turn *t, const char *why) {
+  for (size_t i = 0; i < t->n_calls; i++) {
+    if (!t->calls[i]->id) continue; /* never announced */
+    char *text = qc_asprintf("Not run: the model call failed (%s).", why ? why : "unknown error");
+    agent_event ev = {.type = AGENT_EVENT_TOOL_CALL_UPDATE, .tool_call_id = t->calls[i]->id, .status = "failed",
+                      .content = text ? text : "Not run: the model call failed."};
+    agent__emit(s, &ev);
+    free(text);
+  }
+}
 
 static void stop_event(agent_session *s, agent_run_result *res) {
   agent_event ev = {.type = AGENT_EVENT_STOP, .stop = res->stop, .text = res->error,
@@ -958,6 +1068,7 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res) {
       res->stop = AGENT_STOP_ERROR;
       res->error = gr.error ? gr.error : strdup(t.oom ? "out of memory" : agent_strerror(grc));
       gr.error = NULL;
+      fail_announced(s, &t, res->error);
       agent__gen_res_release(&gr);
       turn_release(&t);
       break;
@@ -969,11 +1080,6 @@ int agent_run(agent_session *s, const char *prompt, agent_run_result *res) {
     json_t *calls = json_array();
     for (size_t i = 0; i < t.n_calls; i++) {
       agent__call *c = t.calls[i];
-      if (!c->id) {
-        char rid[40];
-        agent__new_id(rid, sizeof rid);
-        c->id = qc_asprintf("call_%.24s", rid);
-      }
       json_array_append_new(calls, json_pack("{s:s, s:s, s:{s:s, s:O}}", "id", c->id, "type", "function", "function",
                                              "name", c->name, "arguments", c->args));
     }

@@ -46,6 +46,9 @@ struct agent_session {
   char *last_result_sig;
   int repeat_count;
   int checkpointed;                 /* this run took its "before the changes" checkpoint */
+  int64_t opened_s;                 /* wall clock when it was opened (checkpoint pruning) */
+  agent_session *open_next;         /* the process's open sessions (loop.c) */
+  int registered;
 };
 
 /* Append a message to the conversation and the store. */
@@ -73,6 +76,10 @@ int agent__context_fit(agent_session *s, qc_buf *prompt, long *tokens, char **er
 /* The built-in system prompt for a workspace (malloc'd): rules, AGENTS.md / QWEN.md,
  * the repo map when given, the appended text. */
 char *agent__system_prompt(const char *root, const char *repo_map, const char *append);
+
+/* TESTS ONLY: replace the checkpoint pruning limits (AGENT__CHECKPOINT_KEEP and the
+ * age, in seconds); negative values restore the defaults. */
+void agent__set_checkpoint_prune_limits(long keep, long max_age_s);
 
 /* The plan tool's schema (OpenAI-style, new reference). */
 json_t *agent__plan_tool_schema(void);

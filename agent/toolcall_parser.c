@@ -533,6 +533,14 @@ json_t *agent__py_literal(const char *s, size_t n) {
 
 /* ---- building calls --------------------------------------------------------------------- */
 
+/* What the model reads for a call its reply was cut inside of (token limit, context full,
+ * cancelled): not its fault as written, so not "malformed" — just too long. */
+static const char CUT_MSG[] = "your reply was cut off (token limit) inside this tool call, so it was not run; "
+                              "make the call again, smaller if needed (for a big file, write it in parts)";
+
+/* The block or call running to `end` was still open when a cut stream ended. */
+static int cut_inside(const agent__tcp *p, size_t end) { return p->eos && p->truncated && end >= p->buf.len; }
+
 /* Finish the current function: convert and check its parameters, emit the call. */
 static void emit_call(agent__tcp *p, size_t end, unsigned flags) {
   const char *b = p->buf.data;
@@ -591,9 +599,7 @@ static void emit_call(agent__tcp *p, size_t end, unsigned flags) {
     if (p->bad_param) add_error(&errs, "a <parameter=NAME> tag has a malformed name");
     check_call(p->tools, c->name, c->args, &errs);
   }
-  if (p->truncated && (flags & AGENT__CALL_UNCLOSED))
-    add_error(&errs, "your reply was cut off (token limit) inside this tool call, so it was not run; "
-                     "make the call again, smaller if needed (for a big file, write it in parts)");
+  if (p->truncated && (flags & AGENT__CALL_UNCLOSED)) add_error(&errs, CUT_MSG);
   if (errs.len) call_set_error(c, errs.data);
   qc_buf_release(&errs);
   p->n_calls++;
@@ -617,7 +623,7 @@ static void emit_bad_block(agent__tcp *p, size_t start, size_t end, const char *
   }
   c->raw = excerpt(p->buf.data + start, end > start ? end - start : 0);
   c->flags = AGENT__CALL_UNCLOSED;
-  call_set_error(c, why);
+  call_set_error(c, cut_inside(p, end) ? CUT_MSG : why);
   p->n_calls++;
   p->after_call = 1;
   qc_buf_reset(&p->held_ws);
@@ -651,6 +657,7 @@ static void emit_json_block(agent__tcp *p, size_t start, size_t end) {
     return;
   }
   c->flags &= ~(unsigned)AGENT__CALL_NATIVE;
+  if (cut_inside(p, end)) agent__call_mark_cut(c); /* the JSON may look whole, but the block never closed */
   free(c->raw);
   c->raw = excerpt(p->buf.data + start, end - start);
   p->n_calls++;
@@ -658,6 +665,13 @@ static void emit_json_block(agent__tcp *p, size_t start, size_t end) {
   qc_buf_reset(&p->held_ws);
   p->funcs_in_block++;
   p->cbs.on_call(p->cbs.user, c);
+}
+
+void agent__call_mark_cut(agent__call *c) {
+  free(c->error);
+  c->error = NULL;
+  call_set_error(c, CUT_MSG);
+  c->flags |= AGENT__CALL_UNCLOSED;
 }
 
 agent__call *agent__call_from_native(const json_t *tools, const char *id, const char *name,
@@ -1139,6 +1153,11 @@ static void step(agent__tcp *p) {
       if (q >= len) {
         if (!p->eos) return; /* keep the whitespace: it may precede </tool_call> */
         consume(p, len);
+        p->st = S_TEXT;
+        return;
+      }
+      if (p->eos && p->truncated && len - q < LEN(T_CALL_END) && !memcmp(b + q, T_CALL_END, len - q)) {
+        consume(p, len); /* the closing tag the cut left half-written: markup, not prose */
         p->st = S_TEXT;
         return;
       }

@@ -51,6 +51,10 @@ int agent__tcp_n_calls(const agent__tcp *p);
 agent__call *agent__call_from_native(const json_t *tools, const char *id, const char *name,
                                      const char *args_json);
 
+/* The model's reply was cut (token limit) inside this call: its error becomes the cut-off
+ * message (the model is told to repeat the call, smaller), so it is never run. */
+void agent__call_mark_cut(agent__call *c);
+
 /* Convert one raw parameter value by its property schema (exposed for tests). Returns a
  * new reference, or NULL with *err (malloc'd). */
 json_t *agent__convert_value(const char *raw, size_t n, const json_t *prop_schema, char **err);

@@ -36,7 +36,12 @@ const char cmd_checkpoint_usage[] =
     "           files and .git are never touched. The current state is saved as a new\n"
     "           checkpoint first, so a restore can be undone.\n"
     "  prune    forget checkpoints older than D days (default 30) beyond the newest N\n"
-    "           (default 100); git gc then reclaims their space.\n";
+    "           (default 100); git gc then reclaims their space.\n"
+    "\n"
+    "The agent takes a checkpoint before a prompt's first change and after each edit or\n"
+    "command, and prunes once per prompt, after the first: a checkpoint goes only when it is\n"
+    "beyond the newest 200, older than 30 days, and older than every session still open in\n"
+    "the daemon (so /undo of an open session always works).\n";
 
 static void print_json(json_t *j) {
   char *s = json_dumps(j, JSON_INDENT(2));

@@ -86,6 +86,43 @@ test("a full turn: plan, fs through the editor's buffers, permission, terminal, 
   assertNoSdkComplaints();
 });
 
+test("a tool call is shown (pending) as soon as it is parsed, while the reply still streams", async () => {
+  const ws = d.workspace("ws-early", { "a.txt": "alpha\n", "b.txt": "beta\n" });
+  const model = d.script("early", [
+    { text: call("read_file", { path: "a.txt" }) + "\nNow the second file, written slowly.\n" + call("read_file", { path: "b.txt" }),
+      delay_ms: 5 },
+    "Both read.",
+  ]);
+  const rec = newRecord();
+  const tap = new Tap("early");
+  const app = makeClient(rec);
+  const { child, stream } = spawnAgent(d, model, tap);
+  const r = await app.connectWith(stream, async (agent) => {
+    await initialize(agent);
+    const s = await agent.request(acp.methods.agent.session.new, { cwd: ws, mcpServers: [] });
+    const res = await agent.request(acp.methods.agent.session.prompt, { sessionId: s.sessionId, prompt: [{ type: "text", text: "read" }] });
+    return { res, sid: s.sessionId };
+  });
+  child.kill();
+  assert.equal(r.res.stopReason, "end_turn");
+  const ups = rec.updates.filter((u) => u.sessionId === r.sid).map((u) => u.update);
+  const calls = ups.map((u, i) => [u, i]).filter(([u]) => u.sessionUpdate === "tool_call");
+  assert.equal(calls.length, 2);
+  // the text the model wrote between the calls arrives between their announcements
+  const between = ups.slice(calls[0][1] + 1, calls[1][1]).filter((u) => u.sessionUpdate === "agent_message_chunk")
+    .map((u) => u.content.text).join("");
+  assert.match(between, /Now the second file, written slowly\./,
+    `call 1 is announced before the text after it: ${ups.map((u) => u.sessionUpdate).join(", ")}`);
+  const firstUpdate = ups.findIndex((u) => u.sessionUpdate === "tool_call_update");
+  assert.ok(calls[1][1] < firstUpdate, "both calls are announced before the first runs");
+  for (const [c] of calls) {
+    assert.equal(c.status, "pending");
+    const mine = ups.filter((u) => u.sessionUpdate === "tool_call_update" && u.toolCallId === c.toolCallId);
+    assert.deepEqual(mine.map((u) => u.status), ["in_progress", "completed"], `the updates of ${c.toolCallId}`);
+  }
+  tap.assertValid();
+});
+
 test("session/cancel mid-generation ends the turn as cancelled", async () => {
   const ws = d.workspace("ws-cancel", { "a.txt": "a\n" });
   const model = d.script("slow", [{ text: "This reply streams slowly so that it can be cancelled part way through.", delay_ms: 150 }]);

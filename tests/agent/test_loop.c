@@ -8,7 +8,10 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#include <git2.h>
+
 #include "agent/agent.h"
+#include "agent/session.h" /* agent__set_checkpoint_prune_limits (tests only) */
 #include "common/common.h"
 #include "mock_http.h"
 #include "tests/test.h"
@@ -76,6 +79,10 @@ typedef struct rec {
   int plans;
   int saw_diff;
   agent_stop stop;
+  /* announcement while the reply streams */
+  int n_announced;
+  size_t text_at_first_call;           /* message text shown when call 1 was announced */
+  agent_session *cancel_on_call;       /* cancel this session at the first announcement */
 } rec;
 
 static void rec_init(rec *r) {
@@ -112,6 +119,10 @@ static void on_event(void *user, const agent_event *ev) {
     break;
   case AGENT_EVENT_TOOL_CALL:
     qc_buf_printf(&r->log, "call %s %s\n", ev->tool_name, ev->status);
+    if (!r->n_announced++) {
+      r->text_at_first_call = r->text.len;
+      if (r->cancel_on_call) agent_session_cancel(r->cancel_on_call);
+    }
     break;
   case AGENT_EVENT_TOOL_CALL_UPDATE:
     if (ev->status && !strcmp(ev->status, "in_progress") && ev->content) break; /* live output */
@@ -505,6 +516,156 @@ TEST(a_cut_reply_stops_with_max_tokens) {
   json_t *msgs = agent_session_messages(s);
   ASSERT_CONTAINS(last_tool_text(msgs), "cut off");
   json_decref(msgs);
+  /* the editor saw the cut call fail, with the reason, never left pending */
+  ASSERT_CONTAINS(r.log.data, "stop max_tokens\ncall write_file pending\nupdate failed\ntext\nstop end_turn\n");
+  int saw = 0;
+  size_t i;
+  json_t *u;
+  json_array_foreach(r.acp, i, u) {
+    const char *st = json_string_value(json_object_get(u, "status"));
+    if (!st || strcmp(st, "failed")) continue;
+    char *c = json_dumps(json_object_get(u, "content"), 0);
+    saw += c && strstr(c, "cut off") != NULL;
+    free(c);
+  }
+  ASSERT_EQ_INT(saw, 1);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+
+  /* the run's token budget ends with a reply cut inside a call: the run stops max_tokens,
+   * the call failed, and the next prompt shows the model why */
+  a = json_pack("[{s:s, s:s}, s]", "text",
+                "Writing the file now.\n<tool_call>\n<function=write_file>\n<parameter=path>\nx.txt\n</parameter>\n"
+                "<parameter=content>\nthe first half of a long file and then",
+                "finish", "length", "Understood.");
+  script = qc_path_join(repo, ".s2.json");
+  json_dump_file(a, script, 0);
+  json_decref(a);
+  b = open_script(script, 0);
+  rec_init(&r);
+  agent_session_opts o;
+  agent_session_opts_init(&o);
+  o.cwd = repo;
+  o.backend = b;
+  o.mode = AGENT_MODE_FULL_AUTO;
+  o.max_tokens = 20; /* the scripted reply counts ~60 */
+  o.on_event = on_event;
+  o.user = &r;
+  ASSERT_EQ_INT(agent_session_new(&o, &s, NULL), AGENT_OK);
+  ASSERT_EQ_INT(agent_run(s, "write it", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_MAX_TOKENS);
+  ASSERT_STR_EQ(r.log.data, "text\ncall write_file pending\nupdate failed\nstop max_tokens\n");
+  x = read_at(repo, "x.txt");
+  ASSERT(x == NULL);
+  char *prompt = agent_session_render(s);
+  ASSERT_CONTAINS(prompt, "<tool_response>\nError: your reply was cut off (token limit) inside this tool call");
+  free(prompt);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+  free(repo);
+}
+
+/* A call is shown (ACP tool_call, pending) as soon as the parser has it, while the model
+ * is still writing the rest of its reply; it runs, with the same id, after the reply. */
+TEST(a_tool_call_is_announced_while_the_reply_streams) {
+  char *repo = make_repo();
+  const char *replies[] = {
+      "Reading both.\n" CALL1("read_file", "path", "add.sh") "\nAnd the test too, while I am at it.\n"
+      CALL1("read_file", "path", "test.sh"),
+      "Both read.",
+      NULL};
+  char *script = make_script(repo, replies);
+  agent_backend *b = open_script(script, 0);
+  rec r;
+  rec_init(&r);
+  agent_session *s = new_session(repo, b, AGENT_MODE_ASK, &r, NULL);
+  agent_run_result res;
+  ASSERT_EQ_INT(agent_run(s, "read them", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  ASSERT_EQ_INT(res.n_tool_calls, 2);
+  /* call 1 was announced before the text after it had been generated, call 2 after it,
+   * and both ran only once the reply had ended */
+  ASSERT_STR_EQ(r.log.data, "text\ncall read_file pending\ntext\ncall read_file pending\n"
+                            "update in_progress\nupdate completed\nupdate in_progress\nupdate completed\n"
+                            "text\nstop end_turn\n");
+  ASSERT_EQ_INT((long)r.text_at_first_call, (long)strlen("Reading both.\n"));
+  /* one id per call, from the announcement to the result message */
+  json_t *ids = json_array();
+  size_t i;
+  json_t *u;
+  json_array_foreach(r.acp, i, u) {
+    const char *k = json_string_value(json_object_get(u, "sessionUpdate"));
+    if (!strcmp(k, "tool_call")) json_array_append(ids, json_object_get(u, "toolCallId"));
+  }
+  ASSERT_EQ_INT(json_array_size(ids), 2);
+  const char *id1 = json_string_value(json_array_get(ids, 0)), *id2 = json_string_value(json_array_get(ids, 1));
+  ASSERT(id1 && id2 && strcmp(id1, id2));
+  int finals1 = 0, finals2 = 0;
+  json_array_foreach(r.acp, i, u) {
+    const char *k = json_string_value(json_object_get(u, "sessionUpdate"));
+    const char *st = json_string_value(json_object_get(u, "status"));
+    if (strcmp(k, "tool_call_update") || !st || strcmp(st, "completed")) continue;
+    const char *id = json_string_value(json_object_get(u, "toolCallId"));
+    finals1 += !strcmp(id, id1);
+    finals2 += !strcmp(id, id2);
+    ASSERT_CONTAINS(json_string_value(json_object_get(u, "title")), "read_file"); /* titled, for displays */
+  }
+  ASSERT_EQ_INT(finals1, 1);
+  ASSERT_EQ_INT(finals2, 1);
+  json_t *msgs = agent_session_messages(s);
+  json_t *calls = json_object_get(json_array_get(msgs, 2), "tool_calls");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(calls, 0), "id")), id1);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(calls, 1), "id")), id2);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(msgs, 3), "tool_call_id")), id1);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(msgs, 4), "tool_call_id")), id2);
+  json_decref(msgs);
+  json_decref(ids);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+
+  /* an editor can act on the announcement: cancelling then stops the model before it
+   * writes the second call, and the announced call ends failed, never left pending */
+  replies[1] = NULL;
+  script = make_script(repo, replies);
+  b = open_script(script, 2);
+  rec_init(&r);
+  s = new_session(repo, b, AGENT_MODE_ASK, &r, NULL);
+  r.cancel_on_call = s;
+  ASSERT_EQ_INT(agent_run(s, "read them", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_CANCELLED);
+  ASSERT_EQ_INT(r.n_announced, 1);
+  ASSERT_STR_EQ(r.log.data, "text\ncall read_file pending\nupdate failed\nstop cancelled\n");
+  ASSERT(!strstr(r.text.data, "And the test too"));
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+
+  /* the model call fails after announcing a call: the call ends failed, nothing runs */
+  json_t *a = json_pack("[{s:s, s:s, s:s}]", "text", CALL1("write_file", "path", "x.txt") "\nand then",
+                        "finish", "error", "error", "the server went away");
+  script = qc_path_join(repo, ".s.json");
+  json_dump_file(a, script, 0);
+  json_decref(a);
+  b = open_script(script, 0);
+  rec_init(&r);
+  s = new_session(repo, b, AGENT_MODE_FULL_AUTO, &r, NULL);
+  ASSERT_EQ_INT(agent_run(s, "write", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_ERROR);
+  ASSERT_CONTAINS(res.error, "the server went away");
+  ASSERT_STR_EQ(r.log.data, "call write_file pending\ntext\nupdate failed\nstop error\n");
+  char *x = read_at(repo, "x.txt");
+  ASSERT(x == NULL);
   agent_run_result_release(&res);
   agent_session_free(s);
   agent_backend_close(b);
@@ -770,6 +931,37 @@ TEST(a_remote_server_drives_the_loop_both_ways) {
   mock_stop(&m);
   rec_release(&r);
 
+  /* chat API, the reply cut inside a call's arguments: not run, the model is told why,
+   * the editor sees it fail */
+  mock_server m3 = {0};
+  m3.resp[0] = (mock_resp){.status = 200, .pieces = {
+      "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"srv-cut\",\"function\":"
+      "{\"name\":\"write_file\",\"arguments\":\"{\\\"path\\\": \\\"x.txt\\\", \\\"content\\\": \\\"half\"}}]},"
+      "\"finish_reason\":\"length\"}]}\n\n", "data: [DONE]\n\n"}};
+  m3.resp[1] = (mock_resp){.status = 200, .pieces = {
+      "data: {\"choices\":[{\"delta\":{\"content\":\"I will write it in parts.\"},\"finish_reason\":\"stop\"}]}\n\n",
+      "data: [DONE]\n\n"}};
+  m3.n_resp = 2;
+  mock_start(&m3);
+  b = open_mock(m3.port, AGENT_REMOTE_CHAT);
+  rec_init(&r);
+  s = new_session(repo, b, AGENT_MODE_FULL_AUTO, &r, NULL);
+  ASSERT_EQ_INT(agent_run(s, "write x", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  ASSERT_STR_EQ(r.log.data, "call write_file pending\nupdate failed\ntext\nstop end_turn\n");
+  char *x = read_at(repo, "x.txt");
+  ASSERT(x == NULL);
+  body = json_loads(m3.req[1].body, 0, NULL);
+  msgs = json_object_get(body, "messages");
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_array_get(msgs, 3), "tool_call_id")), "srv-cut");
+  ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(msgs, 3), "content")), "cut off (token limit)");
+  json_decref(body);
+  agent_run_result_release(&res);
+  agent_session_free(s);
+  agent_backend_close(b);
+  mock_stop(&m3);
+  rec_release(&r);
+
   /* completions API: our prompt, our parser */
   mock_server m2 = {0};
   m2.resp[0] = (mock_resp){.status = 200, .pieces = {
@@ -868,6 +1060,217 @@ TEST(checkpoints_around_changes_and_the_repo_map) {
   agent_backend_close(b);
   rec_release(&r);
   free(script);
+  free(repo);
+}
+
+/* ---- checkpoint pruning --------------------------------------------------------------- */
+
+/* `n` checkpoints as the tools make them (refs/qcoder/checkpoints/<time>-<commit>) but
+ * taken long ago: from `base_s`, one a minute. Their ids, oldest first, in *ids. */
+static void make_old_checkpoints(const char *dir, int n, int64_t base_s, char ***ids) {
+  git_repository *repo = NULL;
+  ASSERT_EQ_INT(git_repository_open(&repo, dir), 0);
+  git_treebuilder *tb = NULL;
+  git_oid tree_id;
+  ASSERT_EQ_INT(git_treebuilder_new(&tb, repo, NULL), 0);
+  ASSERT_EQ_INT(git_treebuilder_write(&tree_id, tb), 0);
+  git_treebuilder_free(tb);
+  git_tree *tree = NULL;
+  ASSERT_EQ_INT(git_tree_lookup(&tree, repo, &tree_id), 0);
+  *ids = calloc((size_t)n, sizeof **ids);
+  for (int i = 0; i < n; i++) {
+    time_t t = (time_t)(base_s + 60 * i);
+    git_signature *sig = NULL;
+    ASSERT_EQ_INT(git_signature_new(&sig, "qcoder", "qcoder@localhost", t, 0), 0);
+    git_oid c;
+    char msg[64];
+    snprintf(msg, sizeof msg, "old checkpoint %d\n", i);
+    ASSERT_EQ_INT(git_commit_create(&c, repo, NULL, sig, sig, NULL, msg, tree, 0, NULL), 0);
+    git_signature_free(sig);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char stamp[32], hex[GIT_OID_HEXSZ + 1], ref[128];
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &tm);
+    git_oid_tostr(hex, sizeof hex, &c);
+    (*ids)[i] = qc_asprintf("%s.000Z-%.8s", stamp, hex);
+    ASSERT_EQ_INT((int)strlen((*ids)[i]), 29);
+    snprintf(ref, sizeof ref, "refs/qcoder/checkpoints/%s", (*ids)[i]);
+    git_reference *r = NULL;
+    ASSERT_EQ_INT(git_reference_create(&r, repo, ref, &c, 0, "test"), 0);
+    git_reference_free(r);
+  }
+  git_tree_free(tree);
+  git_repository_free(repo);
+}
+
+static int listed(const json_t *list, const char *id) {
+  size_t i;
+  json_t *c;
+  json_array_foreach(list, i, c) if (!strcmp(json_string_value(json_object_get(c, "id")), id)) return 1;
+  return 0;
+}
+
+static json_t *checkpoints_of(const char *dir) {
+  tool_ws *ws = NULL;
+  tool_ws_opts wo = {.sandbox = TOOL_SANDBOX_PREFER};
+  char *err = NULL;
+  ASSERT_EQ_INT(tool_ws_open(dir, &wo, &ws, &err), TOOL_OK);
+  json_t *list = NULL;
+  ASSERT_MSG(tool_checkpoint_list(ws, &list, &err) == TOOL_OK, "%s", err ? err : "?");
+  tool_ws_close(ws);
+  return list;
+}
+
+static void restore_to(const char *dir, const char *id) {
+  tool_ws *ws = NULL;
+  tool_ws_opts wo = {.sandbox = TOOL_SANDBOX_PREFER};
+  char *err = NULL;
+  ASSERT_EQ_INT(tool_ws_open(dir, &wo, &ws, &err), TOOL_OK);
+  json_t *summary = NULL;
+  ASSERT_MSG(tool_checkpoint_restore(ws, id, &summary, &err) == TOOL_OK, "%s", err ? err : "?");
+  json_decref(summary);
+  tool_ws_close(ws);
+}
+
+#define FIX_ADD                                                                                               \
+  "<tool_call>\n<function=edit_file>\n<parameter=path>\nadd.sh\n</parameter>\n<parameter=old_string>\n$1 - $2\n" \
+  "</parameter>\n<parameter=new_string>\n$1 + $2\n</parameter>\n</function>\n</tool_call>"
+
+/* With the real limits: beyond the newest 200, checkpoints older than 30 days go when a
+ * run takes its first checkpoint; the newest stay and the run's own undo works. */
+TEST(old_checkpoints_are_pruned_and_undo_still_works) {
+  char *repo = make_repo();
+  git_libgit2_init();
+  git_repository *gr = NULL;
+  ASSERT_EQ_INT(git_repository_init(&gr, repo, 0), 0);
+  git_repository_free(gr);
+  enum { OLD = 210 };
+  char **old = NULL;
+  make_old_checkpoints(repo, OLD, (int64_t)time(NULL) - 60 * 86400, &old);
+  json_t *list = checkpoints_of(repo);
+  ASSERT_EQ_INT(json_array_size(list), OLD);
+  json_decref(list);
+
+  const char *replies[] = {CALL1("read_file", "path", "add.sh"), FIX_ADD, "done", NULL};
+  char *script = make_script(repo, replies);
+  agent_backend *b = open_script(script, 0);
+  rec r;
+  rec_init(&r);
+  agent_session *s = new_session(repo, b, AGENT_MODE_AUTO_EDIT, &r, NULL);
+  agent_run_result res;
+  ASSERT_EQ_INT(agent_run(s, "fix add", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  agent_run_result_release(&res);
+  char *add = read_at(repo, "add.sh");
+  ASSERT_CONTAINS(add, "$1 + $2");
+  free(add);
+
+  /* the run's "before" checkpoint + the newest 199 old ones were kept (200), then the
+   * checkpoint after the edit was added; the 11 oldest are gone */
+  list = checkpoints_of(repo);
+  ASSERT_EQ_INT(json_array_size(list), 201);
+  for (int i = 0; i < OLD; i++)
+    ASSERT_MSG(listed(list, old[i]) == (i >= OLD - 199), "old checkpoint %d (%s) %s", i, old[i],
+               listed(list, old[i]) ? "kept" : "pruned");
+  /* undo of the run: back to the state before its changes */
+  const char *before = json_string_value(json_object_get(json_array_get(list, 1), "id"));
+  ASSERT_CONTAINS(json_string_value(json_object_get(json_array_get(list, 1), "message")), "before the changes");
+  restore_to(repo, before);
+  add = read_at(repo, "add.sh");
+  ASSERT_STR_EQ(add, "add() {\n  echo $(( $1 - $2 ))\n}\n");
+  free(add);
+  json_decref(list);
+
+  for (int i = 0; i < OLD; i++) free(old[i]);
+  free(old);
+  agent_session_free(s);
+  agent_backend_close(b);
+  rec_release(&r);
+  free(script);
+  git_libgit2_shutdown();
+  free(repo);
+}
+
+/* A session that is still open keeps every checkpoint taken since it opened, however
+ * small the limits: another session's pruning never breaks its undo. */
+TEST(pruning_spares_the_checkpoints_of_open_sessions) {
+  char *repo = make_repo();
+  git_libgit2_init();
+  git_repository *gr = NULL;
+  ASSERT_EQ_INT(git_repository_init(&gr, repo, 0), 0);
+  git_repository_free(gr);
+  char **old = NULL;
+  make_old_checkpoints(repo, 5, (int64_t)time(NULL) - 3600, &old);
+  agent__set_checkpoint_prune_limits(2, 0); /* keep 2, no minimum age */
+
+  const char *ra[] = {CALL1("read_file", "path", "add.sh"), FIX_ADD, "done", NULL};
+  char *sa = make_script(repo, ra);
+  agent_backend *ba = open_script(sa, 0);
+  rec r;
+  rec_init(&r);
+  agent_session *a = new_session(repo, ba, AGENT_MODE_AUTO_EDIT, &r, NULL);
+  agent_run_result res;
+  ASSERT_EQ_INT(agent_run(a, "fix add", &res), AGENT_OK);
+  ASSERT_EQ_INT(res.stop, AGENT_STOP_END_TURN);
+  agent_run_result_release(&res);
+  json_t *list = checkpoints_of(repo);
+  /* pruned right after A's first checkpoint: that one and the newest old one were kept,
+   * then the one after the edit was added */
+  ASSERT_EQ_INT(json_array_size(list), 3);
+  ASSERT(listed(list, old[4]) && !listed(list, old[3]));
+  char *add = read_at(repo, "add.sh");
+  ASSERT_CONTAINS(add, "$1 + $2");
+  free(add);
+  char *a_before = strdup(json_string_value(json_object_get(json_array_get(list, 1), "id")));
+  char *a_after = strdup(json_string_value(json_object_get(json_array_get(list, 0), "id")));
+  json_decref(list);
+
+  /* B, opened later in the same workspace, changes files twice over two prompts */
+  char p[4200];
+  snprintf(p, sizeof p, "%s/.script-b.json", repo);
+#define WRITE(f)                                                                                        \
+  "<tool_call>\n<function=write_file>\n<parameter=path>\n" f "\n</parameter>\n<parameter=content>\nnew\n" \
+  "</parameter>\n</function>\n</tool_call>"
+  json_t *rb = json_pack("[s, s, s, s]", WRITE("b.txt"), "done", WRITE("c.txt"), "done");
+#undef WRITE
+  ASSERT_EQ_INT(json_dump_file(rb, p, 0), 0);
+  json_decref(rb);
+  agent_backend *bb = open_script(p, 0);
+  agent_session *b = new_session(repo, bb, AGENT_MODE_FULL_AUTO, &r, NULL);
+  ASSERT_EQ_INT(agent_run(b, "write b", &res), AGENT_OK);
+  agent_run_result_release(&res);
+  ASSERT_EQ_INT(agent_run(b, "write c", &res), AGENT_OK);
+  agent_run_result_release(&res);
+  char *bt = read_at(repo, "b.txt");
+  ASSERT_STR_EQ(bt, "new");
+  free(bt);
+  list = checkpoints_of(repo);
+  /* keep 2 alone would have left only B's newest: A's are kept because A is open */
+  ASSERT_MSG(listed(list, a_before) && listed(list, a_after), "A's checkpoints were pruned (%zu left)",
+             json_array_size(list));
+  ASSERT_EQ_INT(json_array_size(list), 6); /* A: 2, B: 2 per prompt */
+  for (int i = 0; i < 5; i++) ASSERT(!listed(list, old[i]));
+  json_decref(list);
+  /* A's undo still works */
+  restore_to(repo, a_before);
+  add = read_at(repo, "add.sh");
+  ASSERT_STR_EQ(add, "add() {\n  echo $(( $1 - $2 ))\n}\n");
+  free(add);
+  bt = read_at(repo, "b.txt");
+  ASSERT(bt == NULL);
+
+  agent__set_checkpoint_prune_limits(-1, -1);
+  for (int i = 0; i < 5; i++) free(old[i]);
+  free(old);
+  free(a_before);
+  free(a_after);
+  agent_session_free(b);
+  agent_session_free(a);
+  agent_backend_close(bb);
+  agent_backend_close(ba);
+  rec_release(&r);
+  free(sa);
+  git_libgit2_shutdown();
   free(repo);
 }
 

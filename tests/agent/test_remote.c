@@ -15,8 +15,8 @@ typedef struct got {
 } got;
 
 static void g_text(void *u, const char *s, size_t n) { qc_buf_append(&((got *)u)->text, s, n); }
-static void g_call(void *u, const char *id, const char *name, const char *args) {
-  qc_buf_printf(&((got *)u)->calls, "%s|%s|%s\n", id ? id : "-", name, args);
+static void g_call(void *u, const char *id, const char *name, const char *args, int cut) {
+  qc_buf_printf(&((got *)u)->calls, "%s|%s|%s%s\n", id ? id : "-", name, args, cut ? "|cut" : "");
 }
 
 static agent_backend *open_remote(int port, agent_remote_api api, const char *model) {
@@ -125,6 +125,29 @@ TEST(native_tool_calls_are_reassembled) {
   ASSERT_EQ_INT(generate(b, &g, &res, NULL), AGENT_OK);
   ASSERT_STR_EQ(g.text.data, "Reading.");
   ASSERT_STR_EQ(g.calls.data, "chatcmpl-tool-1|read_file|{\"path\": \"a.c\"}\nt2|run_command|{\"command\": \"ls\"}\n");
+  agent__gen_res_release(&res);
+  got_release(&g);
+  agent_backend_close(b);
+  mock_stop(&m);
+}
+
+TEST(a_native_call_cut_by_the_token_limit_is_flagged) {
+  mock_server m = {0};
+  m.resp[0] = (mock_resp){.status = 200, .pieces = {
+      "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"t1\",\"function\":{\"name\":\"read_file\","
+      "\"arguments\":\"{\\\"path\\\": \\\"a.c\\\"}\"}}]}}]}\n\n",
+      "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"t2\",\"function\":{\"name\":\"write_file\","
+      "\"arguments\":\"{\\\"path\\\": \\\"b.c\\\", \\\"content\\\": \\\"int ma\"}}]},\"finish_reason\":\"length\"}]}\n\n",
+      "data: [DONE]\n\n"}};
+  m.n_resp = 1;
+  mock_start(&m);
+  agent_backend *b = open_remote(m.port, AGENT_REMOTE_CHAT, "m");
+  got g;
+  agent__gen_res res;
+  ASSERT_EQ_INT(generate(b, &g, &res, NULL), AGENT_OK);
+  ASSERT_EQ_INT(res.finish, AGENT__FIN_LENGTH);
+  /* only the last call can be incomplete */
+  ASSERT_STR_EQ(g.calls.data, "t1|read_file|{\"path\": \"a.c\"}\nt2|write_file|{\"path\": \"b.c\", \"content\": \"int ma|cut\n");
   agent__gen_res_release(&res);
   got_release(&g);
   agent_backend_close(b);

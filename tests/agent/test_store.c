@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "agent/store.h"
@@ -154,9 +155,14 @@ TEST(sigkill_during_writes_leaves_a_consistent_db) {
   char id[33];
   agent__new_id(id, sizeof id);
   for (int round = 0; round < 3; round++) {
+    /* the child says when its first message is committed: the kill comes after that,
+     * however slow the start (asan, a loaded machine) */
+    int ready[2];
+    ASSERT_EQ_INT(pipe(ready), 0);
     pid_t pid = fork();
     ASSERT(pid >= 0);
     if (pid == 0) {
+      close(ready[0]);
       agent_store *st;
       if (agent_store_open(path, &st, NULL)) _exit(3);
       if (round == 0 && agent__store_create(st, id, "/ws", "kill", "ask", "b")) _exit(4);
@@ -173,8 +179,17 @@ TEST(sigkill_during_writes_leaves_a_consistent_db) {
         json_t *m = msg(next % 2 ? "assistant" : "user", text);
         if (agent__store_append(st, id, next, m, 1)) _exit(6);
         json_decref(m);
+        if (ready[1] >= 0) {
+          if (write(ready[1], "x", 1) != 1) _exit(7);
+          close(ready[1]);
+          ready[1] = -1;
+        }
       }
     }
+    close(ready[1]);
+    char go;
+    ASSERT_MSG(read(ready[0], &go, 1) == 1, "the writer died before committing a message");
+    close(ready[0]);
     usleep(150000 + 50000 * round);
     kill(pid, SIGKILL);
     int status;

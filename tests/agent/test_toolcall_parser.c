@@ -222,6 +222,44 @@ TEST(truncated_generation_is_not_run) {
   outcome_release(&o);
 }
 
+/* A reply cut by the token limit at ANY point after `<tool_call>` began: the call is never
+ * dropped and never run half-written — it comes out as one call with an error the model
+ * reads (complete ones, cut after </function>, are fine). Before `<tool_call>` is whole,
+ * what was written is prose. */
+TEST(a_reply_cut_anywhere_inside_a_call_is_reported) {
+  setup();
+  const char *full = "Writing.\n<tool_call>\n<function=write_file>\n<parameter=path>\nx.txt\n</parameter>\n"
+                     "<parameter=content>\nhi\n</parameter>\n</function>\n</tool_call>";
+  size_t open_end = strlen("Writing.\n<tool_call>");
+  size_t func_end = strstr(full, "</function>") - full + strlen("</function>");
+  for (size_t k = open_end; k <= strlen(full); k++) {
+    char *cut = qc_strndup(full, k);
+    outcome o;
+    parse_checked(cut, 1, &o);
+    ASSERT_MSG(o.n_calls == 1, "cut at %zu (%s): %d calls, text [%s]", k, cut + open_end, o.n_calls, o.text.data);
+    if (k < func_end) {
+      ASSERT_MSG(strstr(o.calls.data, "cut off") != NULL, "cut at %zu (%s): %s", k, cut + open_end, o.calls.data);
+    } else {
+      ASSERT_STR_EQ(o.calls.data, "write_file|{\"path\":\"x.txt\",\"content\":\"hi\"}||0\n");
+    }
+    ASSERT_MSG(!strcmp(o.text.data, "Writing.\n"), "cut at %zu (%s): text [%s]", k, cut + open_end, o.text.data);
+    outcome_release(&o);
+    free(cut);
+  }
+  /* the JSON style too, even when the JSON looks whole but the block never closed */
+  expect("<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"a", 1, "",
+         "|{}|your reply was cut off (token limit) inside this tool call, so it was not run; make the call again, "
+         "smaller if needed (for a big file, write it in parts)|1\n");
+  outcome o;
+  parse_checked("<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"a.c\"}}\n", 1, &o);
+  ASSERT_EQ_INT(o.n_calls, 1);
+  ASSERT_CONTAINS(o.calls.data, "cut off");
+  outcome_release(&o);
+  /* not cut (the stream just ended): the same JSON call is accepted */
+  expect("<tool_call>\n{\"name\": \"read_file\", \"arguments\": {\"path\": \"a.c\"}}\n", 0, "",
+         "read_file|{\"path\":\"a.c\"}||0\n");
+}
+
 TEST(bare_function_without_tool_call) {
   setup();
   expect("Reading.\n<function=read_file>\n<parameter=path>\na.c\n</parameter>\n</function>\nthen more", 0,
