@@ -259,7 +259,9 @@ const char *eng_model_fingerprint(eng_model *m);
 
 /* Write the session's token history and KV cache to `path` (a unique PATH.XXXXXX, fsync,
  * rename: a failure never leaves a half file under PATH). ENG_EARG when the cache is empty. The file
- * holds 2 · n_layer · kv_dim · 4 bytes per position, rounded up to 256 positions. */
+ * holds 2 · n_layer · kv_dim · 4 bytes per position, rounded up to 256 positions. The
+ * session must not be generating (ENG_EARG); other sessions of the model keep running
+ * while the file is written. */
 int eng_session_save(eng_session *s, const char *path, eng_error *err);
 
 /* The token history saved in `path`, validated against this model (malloc'd, caller

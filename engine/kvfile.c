@@ -150,22 +150,31 @@ int eng_session_save(eng_session *s, const char *path, eng_error *err) {
   if (!fp) return eng__err(err, ENG_ENOMEM, "out of memory computing the model's fingerprint");
   char *tmp = qc_asprintf("%s.XXXXXX", path); /* unique: two processes may save the same history */
   char(*digests)[KVF_DIGEST + 1] = NULL;
-  int fd = -1, rc = ENG_OK, locked = 0, created = 0;
+  int fd = -1, rc = ENG_OK, locked = 0, created = 0, marked = 0;
   if (!tmp) return eng__err(err, ENG_ENOMEM, "out of memory");
+  /* Under the model lock only long enough to mark the session busy (its chunks are then
+   * never evicted): other sessions keep generating while the file is hashed and written. */
   pthread_mutex_lock(&m->mu);
   locked = 1;
+  if (s->busy) {
+    rc = eng__err(err, ENG_EARG, "the session is generating: save an idle session");
+    goto out;
+  }
   const uint64_t n_tokens = s->n_past;
   if (n_tokens == 0) {
     rc = eng__err(err, ENG_EARG, "the session's cache is empty (nothing evaluated, or evicted): nothing to save");
     goto out;
   }
+  s->busy = marked = 1;
+  zero_tail(s);
+  pthread_mutex_unlock(&m->mu);
+  locked = 0;
   const uint64_t n_chunks = (n_tokens + ENG__KV_CHUNK - 1) / ENG__KV_CHUNK;
   digests = calloc((size_t)n_chunks, sizeof *digests);
   if (!digests) {
     rc = eng__err(err, ENG_ENOMEM, "out of memory");
     goto out;
   }
-  zero_tail(s);
   for (uint64_t c = 0; c < n_chunks; c++) qc_sha256_hex(s->chunk[c], s->chunk_bytes, digests[c]);
   kvf_header h;
   memset(&h, 0, sizeof h);
@@ -193,8 +202,6 @@ int eng_session_save(eng_session *s, const char *path, eng_error *err) {
   for (uint64_t c = 0; c < n_chunks && !wr; c++) wr = write_all(fd, digests[c], KVF_DIGEST);
   if (!wr) wr = write_all(fd, zeros, (size_t)pad);
   for (uint64_t c = 0; c < n_chunks && !wr; c++) wr = write_all(fd, s->chunk[c], s->chunk_bytes);
-  pthread_mutex_unlock(&m->mu);
-  locked = 0;
   if (wr || fsync(fd)) {
     rc = eng__err(err, ENG_EIO, "cannot write %s: %s", tmp, strerror(errno));
     goto out;
@@ -211,6 +218,11 @@ int eng_session_save(eng_session *s, const char *path, eng_error *err) {
   }
   fsync_parent(path);
 out:
+  if (marked) {
+    if (!locked) pthread_mutex_lock(&m->mu);
+    locked = 1;
+    s->busy = 0;
+  }
   if (locked) pthread_mutex_unlock(&m->mu);
   if (fd >= 0) close(fd);
   if (rc != ENG_OK && created) unlink(tmp);
@@ -336,7 +348,7 @@ int eng_session_restore(eng_session *s, const char *path, const int32_t *prompt,
   int32_t *ids = NULL;
   size_t n_ids = 0;
   char(*digests)[KVF_DIGEST] = NULL;
-  int fd = -1, locked = 0;
+  int fd = -1, locked = 0, marked = 0;
   kvf_header h;
   int rc = eng_kvfile_tokens(m, path, &ids, &n_ids, err);
   if (rc) return rc;
@@ -365,6 +377,10 @@ int eng_session_restore(eng_session *s, const char *path, const int32_t *prompt,
   s->have_logits = 0;
   rc = eng__kv_reserve(s, keep, err);
   if (rc) goto out;
+  /* read and check outside the model lock (the session, marked busy, keeps its chunks) */
+  s->busy = marked = 1;
+  pthread_mutex_unlock(&m->mu);
+  locked = 0;
   const uint64_t base = data_offset(h.n_tokens, h.n_chunks);
   for (size_t c = 0; c < n_chunks; c++) {
     char hex[65];
@@ -379,9 +395,16 @@ int eng_session_restore(eng_session *s, const char *path, const int32_t *prompt,
     }
   }
   memcpy(s->hist, ids, keep * sizeof *ids);
+  pthread_mutex_lock(&m->mu);
+  locked = 1;
   s->n_past = keep;
   if (n_restored) *n_restored = keep;
 out:
+  if (marked) {
+    if (!locked) pthread_mutex_lock(&m->mu);
+    locked = 1;
+    s->busy = 0;
+  }
   if (locked) pthread_mutex_unlock(&m->mu);
   if (fd >= 0) close(fd);
   free(ids);
