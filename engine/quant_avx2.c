@@ -7,7 +7,8 @@
  * what the scalar code computes, lane by lane and in the same order, so they are
  * bit-identical (this file is built with -ffp-contract=off). The float loops (norms,
  * softmax, SiLU) use a polynomial expf and float partial sums: within rounding of the
- * scalar table, as tested.
+ * scalar table, as tested. The second half (gemm_avx2.h) is the int8 GEMM prefill uses
+ * for K-quants and Q4_0.
  */
 #include "engine/quant.h"
 
@@ -667,13 +668,17 @@ static void attn_accum(float *acc, int G, int hd, const float *P, int nb, const 
 
 /* ---- the table --------------------------------------------------------------------------------- */
 
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/gemm_avx2.h"
+
 #define MM(NAME, TYPE)                                                                                           \
   static void NAME(int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, size_t arow, int T,       \
                    float *y, size_t ystride) {                                                                   \
-    eng__mul_mat_generic(&table.t[TYPE], n, w, wrow, nrows, a, arow, T, y, ystride);                             \
+    mul_mat_any(TYPE, n, w, wrow, nrows, a, arow, T, y, ystride);                                                \
   }
 
-static eng__kernels table;
 MM(mm_f32, ENG__T_F32)
 MM(mm_f16, ENG__T_F16)
 MM(mm_bf16, ENG__T_BF16)
@@ -714,6 +719,7 @@ static void fill(void) {
     if (!f->from_float) f->from_float = s->from_float;
     if (!f->vec_dot) f->vec_dot = s->vec_dot;
   }
+  gemm2_install(&table);
 }
 
 const eng__kernels *eng__kernels_avx2(void) {
