@@ -626,6 +626,20 @@ int64_t rpc_conn_request(rpc_conn *c, const char *method, json_t *params_steal, 
   return id;
 }
 
+int rpc_conn_forget_request(rpc_conn *c, int64_t id) {
+  for (rpc_out **p = &c->outs; *p; p = &(*p)->next) {
+    if ((*p)->id != id) continue;
+    rpc_out *o = *p;
+    *p = o->next;
+    c->nouts--;
+    free(o);
+    return QC_OK;
+  }
+  return QC_ENOENT;
+}
+
+int rpc_conn_pending_outgoing(const rpc_conn *c) { return c->nouts; }
+
 int rpc_conn_cancel_request(rpc_conn *c, int64_t id) {
   if (c->framer.framing == RPC_FRAMING_LSP)
     return rpc_conn_notify(c, "$/cancelRequest", json_pack("{s:I}", "id", (json_int_t)id));
@@ -894,7 +908,13 @@ static void dispatch_response(rpc_conn *c, const rpc_msg *m) {
     p = NULL;
   }
   if (!p || !*p) {
-    qc_warn("conn %llu: response to an unknown request id; ignored", (unsigned long long)c->id);
+    json_int_t n = json_is_integer(m->id) ? json_integer_value(m->id) : 0;
+    if (n > 0 && n <= c->next_out_id)
+      qc_debug("conn %llu: answer to our request %lld, which is no longer pending (given up on, or already "
+               "answered); dropped",
+               (unsigned long long)c->id, (long long)n);
+    else
+      qc_warn("conn %llu: response to an unknown request id; ignored", (unsigned long long)c->id);
     return;
   }
   rpc_out *o = *p;

@@ -337,6 +337,12 @@ typedef void (*rpc_response_fn)(rpc_conn *c, const json_t *result, const rpc_err
  * past RPC_MAX_PENDING_OUTGOING, QC_ENOMEM) and never calls `cb`. */
 int64_t rpc_conn_request(rpc_conn *c, const char *method, json_t *params_steal,
                          rpc_response_fn cb, void *user);
+/* Give up on our request `id` (a caller that stopped waiting): its callback is never
+ * called, the pending slot is freed, and an answer that still comes is dropped with a
+ * debug log. QC_OK, or QC_ENOENT when `id` is not pending (answered, failed, unknown). */
+int rpc_conn_forget_request(rpc_conn *c, int64_t id);
+/* Our requests the peer has not answered yet. */
+int rpc_conn_pending_outgoing(const rpc_conn *c);
 /* Ask the peer to cancel our request `id` ($/cancelRequest on LSP framing,
  * $/cancel_request otherwise). The callback still comes with the peer's answer. */
 int rpc_conn_cancel_request(rpc_conn *c, int64_t id);

@@ -555,6 +555,7 @@ typedef struct srv_sync_call {
   int code;
   char message[256];
   uint64_t conn_id;
+  int64_t out_id;   /* the request's id on the connection (loop thread only) */
   json_t *params;
   char method[];
 } srv_sync_call;
@@ -601,6 +602,26 @@ static void sync_call_send(rpc_server *srv, void *user) {
   sc->params = NULL;
   int64_t id = rpc_conn_request(c, sc->method, params, sync_call_answered, sc);
   if (id < 0) sync_call_complete(sc, (int)id, NULL, 0, rpc_strerror((int)id));
+  else sc->out_id = id;
+}
+
+/* The worker stopped waiting (timeout): free the request's pending slot, so it neither
+ * holds memory nor counts against RPC_MAX_PENDING_OUTGOING; a late answer is dropped by
+ * the core. Runs after sync_call_send (posts run in order). */
+static void sync_call_abandon(rpc_server *srv, void *user) {
+  srv_sync_call *sc = user;
+  pthread_mutex_lock(&sc->mu);
+  int done = sc->done;
+  pthread_mutex_unlock(&sc->mu);
+  if (!done && sc->out_id > 0) {
+    rpc_conn *c = rpc_server_find_conn(srv, sc->conn_id);
+    if (c && rpc_conn_forget_request(c, sc->out_id) == QC_OK) {
+      qc_debug("conn %llu: gave up waiting for the answer to %s (request %lld)", (unsigned long long)sc->conn_id,
+               sc->method, (long long)sc->out_id);
+      sync_call_complete(sc, RPC_ETIMEOUT, NULL, 0, "timed out"); /* the loop side's reference */
+    }
+  }
+  sync_call_unref(sc); /* this post's reference */
 }
 
 int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_t *params_steal, int timeout_ms,
@@ -644,9 +665,12 @@ int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_
     if (timeout_ms < 0) pthread_cond_wait(&sc->cv, &sc->mu);
     else if (pthread_cond_timedwait(&sc->cv, &sc->mu, &until) == ETIMEDOUT) break;
   }
+  int abandon = 0;
   if (!sc->done) {
     rc = RPC_ETIMEOUT;
     if (why && why_len) snprintf(why, why_len, "%s: no answer within %d ms", method, timeout_ms);
+    sc->refs++; /* for sync_call_abandon */
+    abandon = 1;
   } else {
     rc = sc->rc;
     if (rc == QC_OK) *result = json_incref(sc->result);
@@ -654,6 +678,7 @@ int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_
     if (rc != QC_OK && why && why_len) snprintf(why, why_len, "%s", sc->message);
   }
   pthread_mutex_unlock(&sc->mu);
+  if (abandon && rpc_server_post(srv, sync_call_abandon, sc) != QC_OK) sync_call_unref(sc);
   sync_call_unref(sc);
   return rc;
 }

@@ -106,7 +106,8 @@ int rpc_server_post_error(rpc_server *srv, rpc_req *req, int code, const char *m
  * agent run asks the editor for permission. QC_OK and *result (new reference);
  * RPC_EREMOTE with *err_code and `why` when the client answered with an error;
  * RPC_ECLOSED when the connection is gone or closes first (so shutdown never leaves a
- * worker waiting); RPC_ETIMEOUT (a late answer is dropped). */
+ * worker waiting); RPC_ETIMEOUT: the request is then forgotten on the connection (its
+ * pending slot freed) and an answer that still comes is dropped with a debug log. */
 int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_t *params_steal, int timeout_ms,
                     json_t **result, int *err_code, char *why, size_t why_len);
 

@@ -158,6 +158,13 @@ static void h_echo(rpc_req *req, const json_t *params, void *user) {
   rpc_req_reply(req, params ? json_deep_copy(params) : NULL);
 }
 
+/* How many of our requests this connection's peer has not answered. */
+static void h_pending(rpc_req *req, const json_t *params, void *user) {
+  (void)params;
+  (void)user;
+  rpc_req_reply(req, json_pack("{s:i}", "pending", rpc_conn_pending_outgoing(rpc_req_conn(req))));
+}
+
 static void do_stop(rpc_server *srv, void *user) {
   (void)user;
   rpc_server_stop(srv, "test asked");
@@ -190,6 +197,7 @@ static void fixture_start(fixture *f) {
   ASSERT_EQ_INT(rpc_register(f->srv, "stuck", h_stuck, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "echo", h_echo, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "permission", h_permission, f->srv), 0);
+  ASSERT_EQ_INT(rpc_register(f->srv, "pending", h_pending, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "echo", h_echo, f->srv), RPC_EDUPLICATE);
   long holder = 0;
   char why[256] = "";
@@ -388,6 +396,64 @@ TEST(worker_blocks_on_asking_the_client) {
   uint64_t t0 = qc_now_ms();
   while (atomic_load(&last_call_rc) == 0 && qc_now_ms() - t0 < 10000) usleep(2000);
   ASSERT_EQ_INT(atomic_load(&last_call_rc), RPC_ECLOSED);
+  rpc_framer_release(&fr);
+  fixture_stop(&f);
+}
+
+static int pending_outgoing(int fd, rpc_framer *fr) {
+  json_t *r = qd_call_line(fd, fr, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"pending\"}");
+  ASSERT_MSG(r && json_is_string(json_object_get(r, "id")), "no answer to 'pending'");
+  int n = (int)json_integer_value(json_object_get(json_object_get(r, "result"), "pending"));
+  json_decref(r);
+  return n;
+}
+
+TEST(timed_out_call_is_forgotten_and_its_late_answer_dropped) {
+  fixture f;
+  fixture_start(&f);
+  int fd = qd_connect(f.sock);
+  rpc_framer fr;
+  rpc_framer_init(&fr, RPC_FRAMING_NDJSON, 0);
+  /* the worker asks and gives up after 100 ms */
+  qd_send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"permission\",\"params\":{\"timeout_ms\":100}}\n");
+  json_t *q = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(q);
+  json_int_t late_id = json_integer_value(json_object_get(q, "id"));
+  json_decref(q);
+  json_t *r = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(r && json_integer_value(json_object_get(r, "id")) == 1);
+  ASSERT_EQ_INT(atomic_load(&last_call_rc), RPC_ETIMEOUT);
+  json_decref(r);
+  /* the request no longer holds a pending slot (the abandon runs on the loop right
+   * after the worker gives up; allow it a moment) */
+  int pending = -1;
+  for (int i = 0; i < 500 && (pending = pending_outgoing(fd, &fr)) != 0; i++) usleep(2000);
+  ASSERT_EQ_INT(pending, 0);
+  /* a new question is asked; the late answer to the old one comes first and must be
+   * dropped, not taken for the new one's */
+  qd_send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"permission\"}\n");
+  q = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(q);
+  json_int_t new_id = json_integer_value(json_object_get(q, "id"));
+  ASSERT(new_id != late_id);
+  json_decref(q);
+  char *late = qc_asprintf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"outcome\":{\"outcome\":\"selected\","
+                           "\"optionId\":\"late\"}}}\n",
+                           (long long)late_id);
+  qd_send_str(fd, late);
+  free(late);
+  char *ans = qc_asprintf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"outcome\":{\"outcome\":\"selected\","
+                          "\"optionId\":\"fresh\"}}}\n",
+                          (long long)new_id);
+  qd_send_str(fd, ans);
+  free(ans);
+  r = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(r && json_integer_value(json_object_get(r, "id")) == 2);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(json_object_get(r, "result"), "outcome"), "optionId")),
+                "fresh");
+  json_decref(r);
+  ASSERT_EQ_INT(pending_outgoing(fd, &fr), 0);
+  close(fd);
   rpc_framer_release(&fr);
   fixture_stop(&f);
 }
