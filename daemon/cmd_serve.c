@@ -173,6 +173,16 @@ int cmd_serve(int argc, char **argv) {
     }
   }
   if (use_stdio && socket_opt) return qc_cmd_usage_error("serve", "--stdio and --socket exclude each other");
+  /* the first-message limit, overridable for tests (0 = never) */
+  int first_msg_ms = 0;
+  const char *fm = getenv("QCODER_FIRST_MESSAGE_TIMEOUT_MS");
+  if (fm && *fm) {
+    unsigned long long v;
+    if (parse_size(fm, 24ull * 3600 * 1000, &v))
+      return qc_cmd_usage_error("serve", "$QCODER_FIRST_MESSAGE_TIMEOUT_MS must be a number of milliseconds "
+                                         "(0 = never), not '%s'", fm);
+    first_msg_ms = v ? (int)v : -1;
+  }
   qc_log_level level;
   if (qc_log_level_parse(level_name, &level))
     return qc_cmd_usage_error("serve", "--log-level must be error, warn, info, debug or trace, not '%s'", level_name);
@@ -207,7 +217,10 @@ int cmd_serve(int argc, char **argv) {
   }
 
   acp_sessions_set_default_model(model);
-  rpc_server_opts opts = {.idle_timeout_s = (unsigned)idle, .max_write_queue = (size_t)max_wq, .handle_signals = 1};
+  rpc_server_opts opts = {.idle_timeout_s = (unsigned)idle,
+                          .max_write_queue = (size_t)max_wq,
+                          .handle_signals = 1,
+                          .first_message_timeout_ms = first_msg_ms};
   srv = rpc_server_new(&opts);
   if (!srv) {
     fprintf(stderr, "qcoder serve: out of memory\n");

@@ -493,6 +493,7 @@ struct rpc_conn {
   int nouts;
   int64_t next_out_id;
   rpc_hook *hooks;
+  uint64_t nreceived; /* framed messages from the peer */
   json_t *init_params;
   void (*idle_fn)(rpc_conn *, void *);
   void *idle_user;
@@ -530,6 +531,7 @@ void rpc_conn_unref(rpc_conn *c) {
 }
 
 uint64_t rpc_conn_id(const rpc_conn *c) { return c->id; }
+uint64_t rpc_conn_messages_received(const rpc_conn *c) { return c->nreceived; }
 rpc_framing rpc_conn_framing(const rpc_conn *c) { return c->framer.framing; }
 void *rpc_conn_owner(const rpc_conn *c) { return c->owner; }
 void *rpc_conn_io(const rpc_conn *c) { return c->io_closed ? NULL : c->io; }
@@ -935,6 +937,7 @@ static void conn_handle_message(rpc_conn *c, const char *text, size_t len) {
   rpc_msg m;
   rpc_decode_error de;
   qc_trace("conn %llu recv: %.*s", (unsigned long long)c->id, (int)(len > 2000 ? 2000 : len), text);
+  c->nreceived++;
   if (rpc_decode(text, len, &m, &de) != 0) {
     if (de.silent) {
       qc_warn("conn %llu: dropped a malformed response: %s", (unsigned long long)c->id, de.message);

@@ -96,6 +96,14 @@
 #define RPC_MAX_WRITE_QUEUE_BYTES (2 * (size_t)RPC_MAX_MESSAGE_BYTES + (1u << 20))
 /* Simultaneous connections to one daemon; each costs a file descriptor. */
 #define RPC_MAX_CONNECTIONS 512
+/* How long an accepted connection may go without sending one complete message before
+ * it is closed (logged): a peer that connects and says nothing would otherwise hold one
+ * of the RPC_MAX_CONNECTIONS slots forever — with 512 silent connects, a local denial of
+ * service. Every qcoder client speaks as soon as it connects; 30 s covers a machine under
+ * heavy load. Once a connection has sent a message it may stay idle without limit
+ * (editors sit idle for hours). rpc_server_opts.first_message_timeout_ms overrides it;
+ * `qcoder serve` reads $QCODER_FIRST_MESSAGE_TIMEOUT_MS (for tests). */
+#define RPC_FIRST_MESSAGE_TIMEOUT_MS 30000
 /* On shutdown, how long handlers get to answer after their cancel hooks ran; and, for
  * any connection closing after its last answers, how long the peer gets to read them
  * before the daemon closes anyway. */
@@ -362,6 +370,8 @@ void rpc_conn_fail_inflight(rpc_conn *c, int code, const char *message);
 int rpc_conn_inflight(const rpc_conn *c);
 
 uint64_t rpc_conn_id(const rpc_conn *c);            /* unique in the process, > 0 */
+/* Complete messages the peer has sent (framed; valid or not). */
+uint64_t rpc_conn_messages_received(const rpc_conn *c);
 rpc_framing rpc_conn_framing(const rpc_conn *c);    /* DETECT until the first bytes */
 void *rpc_conn_owner(const rpc_conn *c);
 void *rpc_conn_io(const rpc_conn *c);

@@ -46,6 +46,9 @@ typedef struct srv_io {
   uv_shutdown_t shutdown_req;
   uv_timer_t flush_timer;         /* bounds a flushing close (RPC_SHUTDOWN_FLUSH_MS) */
   int flush_timer_live;
+  uv_timer_t hello_timer;         /* accepted connections: the first-message limit */
+  int hello_timer_live;           /* initialised (needs closing) */
+  int spoke;                      /* a complete message came: the limit is off */
   struct srv_io *prev, *next;
 } srv_io;
 
@@ -131,10 +134,11 @@ static void on_io_handle_closed(uv_handle_t *h) {
 static void io_close_handles(srv_io *io) {
   if (io->handles_closing) return;
   io->handles_closing = 1;
-  io->open_handles = (io->split ? 2 : 1) + (io->flush_timer_live ? 1 : 0);
+  io->open_handles = (io->split ? 2 : 1) + (io->flush_timer_live ? 1 : 0) + (io->hello_timer_live ? 1 : 0);
   uv_close(&io->in.h, on_io_handle_closed);
   if (io->split) uv_close(&io->out.h, on_io_handle_closed);
   if (io->flush_timer_live) uv_close((uv_handle_t *)&io->flush_timer, on_io_handle_closed);
+  if (io->hello_timer_live) uv_close((uv_handle_t *)&io->hello_timer, on_io_handle_closed);
 }
 
 static void on_io_flush_timeout(uv_timer_t *t) {
@@ -224,6 +228,10 @@ static void on_io_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (!io->conn) return;
   if (nread > 0) {
     rpc_conn_input(io->conn, buf->base, (size_t)nread);
+    if (!io->spoke && rpc_conn_messages_received(io->conn) > 0) {
+      io->spoke = 1;
+      if (io->hello_timer_live) uv_timer_stop(&io->hello_timer);
+    }
   } else if (nread == UV_EOF) {
     uv_read_stop(s);
     qc_debug("conn %llu: peer finished sending", (unsigned long long)rpc_conn_id(io->conn));
@@ -277,6 +285,14 @@ static rpc_conn *io_start(srv_io *io, rpc_framing framing) {
 
 static void on_refused_closed(uv_handle_t *h) { free(h->data); }
 
+static void on_hello_timeout(uv_timer_t *t) {
+  srv_io *io = t->data;
+  if (io->spoke || !io->conn || !rpc_conn_is_open(io->conn)) return;
+  qc_info("conn %llu: no complete message within %d ms of connecting; closing it (clients speak first)",
+          (unsigned long long)rpc_conn_id(io->conn), io->srv->opts.first_message_timeout_ms);
+  rpc_conn_close(io->conn, 0);
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   rpc_server *srv = listener->data;
   if (status < 0) {
@@ -296,8 +312,15 @@ static void on_connection(uv_stream_t *listener, int status) {
     uv_close(&io->in.h, on_refused_closed);
     return;
   }
+  if (srv->opts.first_message_timeout_ms > 0 && uv_timer_init(srv->loop, &io->hello_timer) == 0) {
+    io->hello_timer.data = io;
+    io->hello_timer_live = 1;
+  }
   rpc_conn *c = io_start(io, RPC_FRAMING_DETECT);
-  if (c) qc_debug("conn %llu accepted (%d open)", (unsigned long long)rpc_conn_id(c), srv->nconns);
+  if (!c) return;
+  qc_debug("conn %llu accepted (%d open)", (unsigned long long)rpc_conn_id(c), srv->nconns);
+  if (io->hello_timer_live && !io->spoke)
+    uv_timer_start(&io->hello_timer, on_hello_timeout, (uint64_t)srv->opts.first_message_timeout_ms, 0);
 }
 
 /* ---- shutdown ---------------------------------------------------------------------- */
@@ -690,6 +713,7 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts) {
   if (!srv) return NULL;
   if (opts) srv->opts = *opts;
   if (!srv->opts.max_write_queue) srv->opts.max_write_queue = RPC_MAX_WRITE_QUEUE_BYTES;
+  if (!srv->opts.first_message_timeout_ms) srv->opts.first_message_timeout_ms = RPC_FIRST_MESSAGE_TIMEOUT_MS;
   srv->lock_fd = -1;
   srv->methods = rpc_methods_new();
   srv->agent_caps = json_object();
