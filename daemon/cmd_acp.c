@@ -13,6 +13,8 @@
  *    answer, answers the editor sends for the dead daemon's requests are dropped, and
  *    the next message starts a new daemon (replaying `initialize` first, so the new
  *    daemon knows the editor's capabilities; sessions come back with session/load);
+ *  - the editor closing stdin: a last line without its '\n' is still a message (as the
+ *    daemon treats its own peers); requests still open get their answers before we exit;
  *  - stdout carries ACP messages only (our own messages go to stderr).
  *
  * Plain poll() on two descriptors: nothing here needs the daemon's event loop.
@@ -23,10 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon/client.h"
 #include "daemon/commands.h"
+#include "daemon/workflow.h"
 
 const char cmd_acp_usage[] =
     "usage: qcoder acp [--model SPEC | --remote URL] [--socket PATH]\n"
@@ -35,8 +39,9 @@ const char cmd_acp_usage[] =
     "messages are relayed to the qcoder daemon, which is started in the background when\n"
     "none is running. Sessions start in ask mode: edits and commands wait for approval.\n"
     "\n"
-    "  --model SPEC    the model for this editor's sessions: PATH.gguf, http(s)://HOST/v1\n"
-    "                  or script:FILE (test double); default: the daemon's --model\n"
+    "  --model SPEC    the model for this editor's sessions: a name in the model cache\n"
+    "                  (see `qcoder models`), PATH.gguf, http(s)://HOST/v1 or script:FILE\n"
+    "                  (test double); default: the daemon's --model\n"
     "  --remote URL    the same as --model URL (an OpenAI-compatible server)\n"
     "  --socket PATH   the daemon's socket (default: see `qcoder help serve`)\n"
     "\n"
@@ -45,6 +50,10 @@ const char cmd_acp_usage[] =
     "                    \"args\": [\"acp\", \"--model\", \"/path/model.gguf\"]}}\n";
 
 #define RELAY_ID_PREFIX "qcoder-relay-"
+/* After the editor closes stdin, how long the relay waits for the answers to its open
+ * requests: the daemon cancels their work and answers at once (an agent turn stops
+ * within a token), so this only bounds a stuck daemon. */
+#define ACP_RELAY_EOF_DRAIN_MS 5000
 
 typedef struct relay {
   const char *sock;
@@ -210,8 +219,66 @@ static void from_daemon(relay *r, const char *text, size_t len) {
   write_line(1, text, len);
 }
 
+/* Bytes from the daemon: relay every complete message. */
+static void daemon_bytes(relay *r, const char *data, size_t n) {
+  const char *m;
+  size_t ml;
+  int k = 0;
+  if (rpc_framer_feed(&r->from_daemon, data, n)) {
+    disconnect(r, "out of memory");
+    return;
+  }
+  while (r->dfd >= 0 && (k = rpc_framer_next(&r->from_daemon, &m, &ml)) == 1) from_daemon(r, m, ml);
+  if (r->dfd >= 0 && k < 0) disconnect(r, "the daemon broke the framing");
+}
+
+/* Bytes from the editor: relay every complete message. Nonzero when the editor broke
+ * the framing (it was told; nothing more is read from it). */
+static int editor_bytes(relay *r, const char *data, size_t n) {
+  const char *m;
+  size_t ml;
+  int k;
+  if (rpc_framer_feed(&r->from_editor, data, n)) return -1;
+  while ((k = rpc_framer_next(&r->from_editor, &m, &ml)) == 1) from_editor(r, m, ml);
+  if (k < 0) {
+    write_json(1, rpc_make_error(NULL, RPC_INVALID_REQUEST, r->from_editor.error, NULL));
+    return -1;
+  }
+  return 0;
+}
+
+/* The editor closed stdin. Its requests still open get their answers, as the daemon
+ * itself does for a peer that finishes sending: we half-close our side (the daemon then
+ * cancels their work and answers), relay what comes back until nothing is pending or the
+ * daemon closes, bounded by ACP_RELAY_EOF_DRAIN_MS so a stuck daemon cannot keep an
+ * editor's child process alive. */
+static void drain_answers(relay *r, char *buf, size_t cap) {
+  if (r->dfd < 0 || json_object_size(r->pending) == 0) return;
+  shutdown(r->dfd, SHUT_WR);
+  uint64_t end = qc_now_ms() + ACP_RELAY_EOF_DRAIN_MS;
+  while (r->dfd >= 0 && json_object_size(r->pending) > 0) {
+    uint64_t now = qc_now_ms();
+    if (now >= end) {
+      fprintf(stderr, "qcoder acp: %zu request(s) still unanswered %d ms after stdin closed; exiting\n",
+              json_object_size(r->pending), ACP_RELAY_EOF_DRAIN_MS);
+      return;
+    }
+    struct pollfd pf = {r->dfd, POLLIN, 0};
+    int n = poll(&pf, 1, (int)(end - now));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) continue;
+    ssize_t got = read(r->dfd, buf, cap);
+    if (got > 0) {
+      daemon_bytes(r, buf, (size_t)got);
+    } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+      /* answers every request still open with "went away" */
+      disconnect(r, "the qcoder daemon closed the connection");
+    }
+  }
+}
+
 int cmd_acp(int argc, char **argv) {
-  const char *socket_opt = NULL, *model = NULL;
+  const char *socket_opt = NULL, *model_flag = NULL, *remote_flag = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = NULL;
@@ -227,16 +294,28 @@ int cmd_acp(int argc, char **argv) {
     if (which < 0) return qc_cmd_usage_error("acp", "unknown option '%s'", a);
     if (!*v) return qc_cmd_usage_error("acp", "%s needs a value", names[which]);
     if (which == 2) socket_opt = v;
-    else if (model) return qc_cmd_usage_error("acp", "give one of --model and --remote");
-    else model = v;
-    if (which == 1 && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
-      return qc_cmd_usage_error("acp", "--remote needs an http(s):// URL, not '%s'", v);
+    else if (model_flag || remote_flag) return qc_cmd_usage_error("acp", "give one of --model and --remote");
+    else if (which == 0) model_flag = v;
+    else remote_flag = v;
+  }
+  /* the names `qcoder run` understands (a cached model, a file, a URL, script:FILE),
+   * made into the absolute spec the daemon needs (it has its own working directory);
+   * with neither flag the daemon's default model applies */
+  wf_model_choice choice = {0};
+  if (model_flag || remote_flag) {
+    char *err = NULL;
+    if (wf_model_resolve(model_flag, remote_flag, &choice, &err) != 0) {
+      fprintf(stderr, "qcoder acp: %s\n", err ? err : "cannot use the model");
+      free(err);
+      return 2;
+    }
   }
   signal(SIGPIPE, SIG_IGN);
-  relay r = {.model = model, .dfd = -1};
+  relay r = {.model = choice.spec, .dfd = -1};
   char *sock = rpc_socket_path(socket_opt);
   if (!sock) {
     fprintf(stderr, "qcoder acp: cannot work out the socket path\n");
+    wf_model_choice_release(&choice);
     return 2;
   }
   r.sock = sock;
@@ -257,12 +336,7 @@ int cmd_acp(int argc, char **argv) {
     if (r.dfd >= 0 && (pf[1].revents & (POLLIN | POLLHUP | POLLERR))) {
       ssize_t got = read(r.dfd, buf, sizeof buf);
       if (got > 0) {
-        const char *m;
-        size_t ml;
-        int k;
-        if (rpc_framer_feed(&r.from_daemon, buf, (size_t)got)) disconnect(&r, "out of memory");
-        while (r.dfd >= 0 && (k = rpc_framer_next(&r.from_daemon, &m, &ml)) == 1) from_daemon(&r, m, ml);
-        if (r.dfd >= 0 && k < 0) disconnect(&r, "the daemon broke the framing");
+        daemon_bytes(&r, buf, (size_t)got);
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
         disconnect(&r, "the qcoder daemon closed the connection");
       }
@@ -270,26 +344,22 @@ int cmd_acp(int argc, char **argv) {
     if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
       ssize_t got = read(0, buf, sizeof buf);
       if (got > 0) {
-        const char *m;
-        size_t ml;
-        int k;
-        rpc_framer_feed(&r.from_editor, buf, (size_t)got);
-        while ((k = rpc_framer_next(&r.from_editor, &m, &ml)) == 1) from_editor(&r, m, ml);
-        if (k < 0) {
-          write_json(1, rpc_make_error(NULL, RPC_INVALID_REQUEST, r.from_editor.error, NULL));
-          stdin_open = 0;
-        }
+        if (editor_bytes(&r, buf, (size_t)got)) stdin_open = 0;
       } else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
-        stdin_open = 0; /* the editor is done with us; the daemon cancels our sessions' work */
+        /* the editor is done sending: a last line without its '\n' is still a message */
+        if (got == 0) editor_bytes(&r, "\n", 1);
+        stdin_open = 0;
       }
     }
   }
+  drain_answers(&r, buf, sizeof buf);
   if (r.dfd >= 0) close(r.dfd);
   rpc_framer_release(&r.from_editor);
   rpc_framer_release(&r.from_daemon);
   json_decref(r.pending);
   json_decref(r.daemon_reqs);
   json_decref(r.init_params);
+  wf_model_choice_release(&choice);
   free(sock);
   return rc;
 }

@@ -83,6 +83,13 @@ const char cmd_lsp_usage[] =
 #define LSP_SERVER_NOT_INITIALIZED -32002
 #define LSP_REQUEST_FAILED -32803
 
+/* A command's document that the editor does not have open is read from disk on the
+ * loop thread, to be quoted in the prompt (at most LSP_PROMPT_MAX_QUOTE_BYTES of it,
+ * with line numbers counted from the top). 4 MiB reads in a millisecond or two from
+ * the page cache, so the loop is never held long; source files are far smaller, and a
+ * bigger one works once the editor opens it (the store takes LSP_MAX_DOCUMENT_BYTES). */
+#define LSP_MAX_UNOPENED_FILE_BYTES ((size_t)4 << 20)
+
 /* ---- state ------------------------------------------------------------------------- */
 
 typedef struct qls qls;
@@ -465,6 +472,74 @@ static void on_run_cancel(rpc_req *req, void *user) {
 }
 
 /* Finish with a JSON-RPC error (announced too). */
+/* A file the editor does not have open: a regular file of at most `max` bytes holding
+ * UTF-8 text. Opened non-blocking and refused unless regular, so a FIFO or a device in
+ * the workspace can never hang the caller. QC_OK and *out (NUL-terminated, malloc'd);
+ * else QC_ENOENT, QC_EIO, QC_EINVAL (not a regular file), QC_ETOOBIG or QC_EUTF8 (binary
+ * or not UTF-8), with `why` saying so for the user. */
+static int read_disk_text(const char *path, size_t max, char **out, size_t *len, char *why, size_t why_len) {
+  *out = NULL;
+  *len = 0;
+  int rc = QC_OK;
+  qc_buf b;
+  qc_buf_init(&b, max);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    int e = errno;
+    snprintf(why, why_len, "cannot read %s: %s", path, strerror(e));
+    return e == ENOENT ? QC_ENOENT : QC_EIO;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+    rc = QC_EIO;
+    goto out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(why, why_len, "%s is not a regular file", path);
+    rc = QC_EINVAL;
+    goto out;
+  }
+  if ((uint64_t)st.st_size > max) {
+    snprintf(why, why_len, "%s is %lld bytes, over the %zu-byte limit for a file the editor does not have open; "
+             "open it in the editor", path, (long long)st.st_size, max);
+    rc = QC_ETOOBIG;
+    goto out;
+  }
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+      rc = QC_EIO;
+      goto out;
+    }
+    if (n == 0) break;
+    if ((rc = qc_buf_append(&b, chunk, (size_t)n)) != QC_OK) {
+      if (rc == QC_ETOOBIG) /* it grew while we read */
+        snprintf(why, why_len, "%s is over the %zu-byte limit for a file the editor does not have open; open it in "
+                 "the editor", path, max);
+      else snprintf(why, why_len, "cannot read %s: out of memory", path);
+      goto out;
+    }
+  }
+  if ((b.len && memchr(b.data, '\0', b.len)) || !qc_utf8_valid(b.data ? b.data : "", b.len)) {
+    snprintf(why, why_len, "%s is not UTF-8 text (a binary file?)", path);
+    rc = QC_EUTF8;
+    goto out;
+  }
+  *out = qc_buf_detach(&b, len);
+  if (!*out) {
+    snprintf(why, why_len, "cannot read %s: out of memory", path);
+    rc = QC_ENOMEM;
+  }
+out:
+  close(fd);
+  qc_buf_release(&b);
+  return rc;
+}
+
 static void run_fail(run *r, const char *msg) {
   progress_end(r, "failed");
   r->done = 1;
@@ -679,7 +754,13 @@ static void on_refactor_choice(rpc_conn *c, const json_t *result, const rpc_erro
     text = qc_strndup(doc->text, doc->len);
     len = doc->len;
   } else if (path) {
-    qc_read_file(path, LSP_MAX_DOCUMENT_BYTES, &text, &len);
+    char why[PATH_MAX + 200];
+    if (read_disk_text(path, LSP_MAX_UNOPENED_FILE_BYTES, &text, &len, why, sizeof why) != QC_OK) {
+      free(path);
+      run_fail(r, why);
+      run_unref(r);
+      return;
+    }
   }
   char *shown = shown_path(r->ls, doc, path);
   lsp_prompt_input in = {.cmd = r->a.cmd, .path = shown ? shown : "?",
@@ -741,12 +822,11 @@ static void m_execute(rpc_req *req, const json_t *params, void *user) {
     text = qc_strndup(doc->text, doc->len);
     len = doc->len;
   } else if (path) {
-    int rc = qc_read_file(path, LSP_MAX_DOCUMENT_BYTES, &text, &len);
-    if (rc != QC_OK && a.cmd != LSP_CMD_ASK) {
-      char msg[PATH_MAX + 100];
-      snprintf(msg, sizeof msg, "cannot read %s: %s", path, qc_strerror(rc));
+    char why[PATH_MAX + 200];
+    int rc = read_disk_text(path, LSP_MAX_UNOPENED_FILE_BYTES, &text, &len, why, sizeof why);
+    if (rc != QC_OK && a.cmd != LSP_CMD_ASK) { /* a question does without the file */
       free(path);
-      run_fail(r, msg);
+      run_fail(r, why);
       run_unref(r);
       return;
     }
@@ -942,7 +1022,7 @@ typedef struct disk_job {
   size_t len;
   long line, limit;    /* read: 1-based first line, count (0: all) */
   int rc;
-  char why[300];
+  char why[PATH_MAX + 200];
   run *r;              /* write: the run (a reference) */
 } disk_job;
 
@@ -966,15 +1046,14 @@ static json_t *read_result(const char *text, size_t len, long line, long limit) 
 
 static void read_work(uv_work_t *w) {
   disk_job *j = w->data;
-  j->rc = qc_read_file(j->path, LSP_MAX_DOCUMENT_BYTES, &j->content, &j->len);
+  j->rc = read_disk_text(j->path, LSP_MAX_DOCUMENT_BYTES, &j->content, &j->len, j->why, sizeof j->why);
 }
 
 static void read_done(uv_work_t *w, int status) {
   disk_job *j = w->data;
   if (status != 0) rpc_req_error(j->req, RPC_REQUEST_CANCELLED, "cancelled", NULL);
   else if (j->rc == QC_ENOENT) rpc_req_errorf(j->req, -32002, "resource not found: %s", j->path);
-  else if (j->rc != QC_OK) rpc_req_errorf(j->req, RPC_INTERNAL_ERROR, "cannot read %s: %s", j->path, qc_strerror(j->rc));
-  else if (!qc_utf8_valid(j->content, j->len)) rpc_req_errorf(j->req, RPC_INTERNAL_ERROR, "%s is not UTF-8 text", j->path);
+  else if (j->rc != QC_OK) rpc_req_error(j->req, RPC_INTERNAL_ERROR, j->why, NULL);
   else rpc_req_reply(j->req, read_result(j->content, j->len, j->line, j->limit));
   free(j->path);
   free(j->content);
@@ -1365,9 +1444,14 @@ static void inl_work(uv_work_t *w) {
     files[nf++] = (lsp_fim_file){c->fim.files[i].path, c->fim.files[i].content, strlen(c->fim.files[i].content)};
   for (size_t i = 0; i < n; i++) {
     char *abs = qc_path_join(ls->root, names[i]);
-    int fd = abs ? open(abs, O_RDONLY | O_CLOEXEC) : -1;
+    int fd = abs ? open(abs, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1; /* a FIFO must not hang us */
     free(abs);
     if (fd < 0) continue;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      close(fd);
+      continue;
+    }
     bufs[i] = malloc(LSP_FIM_CONTEXT_FILE_BYTES + 1);
     ssize_t got = bufs[i] ? read(fd, bufs[i], LSP_FIM_CONTEXT_FILE_BYTES) : -1;
     close(fd);

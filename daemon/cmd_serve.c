@@ -12,6 +12,7 @@
 #include "daemon/commands.h"
 #include "daemon/server.h"
 #include "daemon/sessions.h"
+#include "daemon/workflow.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -33,9 +34,10 @@ const char cmd_serve_usage[] =
     "                         the directory). One daemon per socket: a second one exits 1.\n"
     "  --stdio                serve stdin/stdout as one connection (stdout: protocol only;\n"
     "                         logs go to stderr unless --log-file); exit when stdin closes\n"
-    "  --model SPEC           default model of sessions that name none: PATH.gguf,\n"
-    "                         http(s)://HOST:PORT/v1 (a remote OpenAI-compatible server) or\n"
-    "                         script:FILE (the scripted test double); loaded on first use\n"
+    "  --model SPEC           default model of sessions that name none: a name in the model\n"
+    "                         cache (see `qcoder models`), PATH.gguf, http(s)://HOST:PORT/v1\n"
+    "                         (a remote OpenAI-compatible server) or script:FILE (the\n"
+    "                         scripted test double); loaded on first use\n"
     "  --idle-timeout SECONDS exit after this long with no connection (default 0 = never;\n"
     "                         daemons started automatically by clients use 1800)\n"
     "  --log-level LEVEL      error, warn, info (default: $QCODER_LOG_LEVEL, else info), debug\n"
@@ -171,6 +173,16 @@ int cmd_serve(int argc, char **argv) {
     }
   }
   if (use_stdio && socket_opt) return qc_cmd_usage_error("serve", "--stdio and --socket exclude each other");
+  /* the first-message limit, overridable for tests (0 = never) */
+  int first_msg_ms = 0;
+  const char *fm = getenv("QCODER_FIRST_MESSAGE_TIMEOUT_MS");
+  if (fm && *fm) {
+    unsigned long long v;
+    if (parse_size(fm, 24ull * 3600 * 1000, &v))
+      return qc_cmd_usage_error("serve", "$QCODER_FIRST_MESSAGE_TIMEOUT_MS must be a number of milliseconds "
+                                         "(0 = never), not '%s'", fm);
+    first_msg_ms = v ? (int)v : -1;
+  }
   qc_log_level level;
   if (qc_log_level_parse(level_name, &level))
     return qc_cmd_usage_error("serve", "--log-level must be error, warn, info, debug or trace, not '%s'", level_name);
@@ -179,6 +191,18 @@ int cmd_serve(int argc, char **argv) {
   char *lock_path = NULL;
   char *default_log = NULL, *sock = NULL;
   rpc_server *srv = NULL;
+  /* the names `qcoder run` understands (a cached model, a file, a URL, script:FILE),
+   * made absolute: sessions open the model later, whatever the working directory */
+  wf_model_choice choice = {0};
+  if (model) {
+    char *err = NULL;
+    if (wf_model_resolve(model, NULL, &choice, &err) != 0) {
+      fprintf(stderr, "qcoder serve: %s\n", err ? err : "cannot use the model");
+      free(err);
+      return 2;
+    }
+    model = choice.spec;
+  }
 
   /* Logs: a file for the socket daemon (it outlives terminals); stderr for --stdio,
    * whose stdout belongs to the protocol. */
@@ -194,7 +218,10 @@ int cmd_serve(int argc, char **argv) {
   }
 
   acp_sessions_set_default_model(model);
-  rpc_server_opts opts = {.idle_timeout_s = (unsigned)idle, .max_write_queue = (size_t)max_wq, .handle_signals = 1};
+  rpc_server_opts opts = {.idle_timeout_s = (unsigned)idle,
+                          .max_write_queue = (size_t)max_wq,
+                          .handle_signals = 1,
+                          .first_message_timeout_ms = first_msg_ms};
   srv = rpc_server_new(&opts);
   if (!srv) {
     fprintf(stderr, "qcoder serve: out of memory\n");
@@ -259,5 +286,6 @@ out:
   qc_log_close();
   free(sock);
   free(default_log);
+  wf_model_choice_release(&choice);
   return rc;
 }

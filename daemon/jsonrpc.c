@@ -493,6 +493,7 @@ struct rpc_conn {
   int nouts;
   int64_t next_out_id;
   rpc_hook *hooks;
+  uint64_t nreceived; /* framed messages from the peer */
   json_t *init_params;
   void (*idle_fn)(rpc_conn *, void *);
   void *idle_user;
@@ -530,6 +531,7 @@ void rpc_conn_unref(rpc_conn *c) {
 }
 
 uint64_t rpc_conn_id(const rpc_conn *c) { return c->id; }
+uint64_t rpc_conn_messages_received(const rpc_conn *c) { return c->nreceived; }
 rpc_framing rpc_conn_framing(const rpc_conn *c) { return c->framer.framing; }
 void *rpc_conn_owner(const rpc_conn *c) { return c->owner; }
 void *rpc_conn_io(const rpc_conn *c) { return c->io_closed ? NULL : c->io; }
@@ -625,6 +627,20 @@ int64_t rpc_conn_request(rpc_conn *c, const char *method, json_t *params_steal, 
   c->nouts++;
   return id;
 }
+
+int rpc_conn_forget_request(rpc_conn *c, int64_t id) {
+  for (rpc_out **p = &c->outs; *p; p = &(*p)->next) {
+    if ((*p)->id != id) continue;
+    rpc_out *o = *p;
+    *p = o->next;
+    c->nouts--;
+    free(o);
+    return QC_OK;
+  }
+  return QC_ENOENT;
+}
+
+int rpc_conn_pending_outgoing(const rpc_conn *c) { return c->nouts; }
 
 int rpc_conn_cancel_request(rpc_conn *c, int64_t id) {
   if (c->framer.framing == RPC_FRAMING_LSP)
@@ -894,7 +910,13 @@ static void dispatch_response(rpc_conn *c, const rpc_msg *m) {
     p = NULL;
   }
   if (!p || !*p) {
-    qc_warn("conn %llu: response to an unknown request id; ignored", (unsigned long long)c->id);
+    json_int_t n = json_is_integer(m->id) ? json_integer_value(m->id) : 0;
+    if (n > 0 && n <= c->next_out_id)
+      qc_debug("conn %llu: answer to our request %lld, which is no longer pending (given up on, or already "
+               "answered); dropped",
+               (unsigned long long)c->id, (long long)n);
+    else
+      qc_warn("conn %llu: response to an unknown request id; ignored", (unsigned long long)c->id);
     return;
   }
   rpc_out *o = *p;
@@ -915,6 +937,7 @@ static void conn_handle_message(rpc_conn *c, const char *text, size_t len) {
   rpc_msg m;
   rpc_decode_error de;
   qc_trace("conn %llu recv: %.*s", (unsigned long long)c->id, (int)(len > 2000 ? 2000 : len), text);
+  c->nreceived++;
   if (rpc_decode(text, len, &m, &de) != 0) {
     if (de.silent) {
       qc_warn("conn %llu: dropped a malformed response: %s", (unsigned long long)c->id, de.message);

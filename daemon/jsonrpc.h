@@ -96,6 +96,14 @@
 #define RPC_MAX_WRITE_QUEUE_BYTES (2 * (size_t)RPC_MAX_MESSAGE_BYTES + (1u << 20))
 /* Simultaneous connections to one daemon; each costs a file descriptor. */
 #define RPC_MAX_CONNECTIONS 512
+/* How long an accepted connection may go without sending one complete message before
+ * it is closed (logged): a peer that connects and says nothing would otherwise hold one
+ * of the RPC_MAX_CONNECTIONS slots forever — with 512 silent connects, a local denial of
+ * service. Every qcoder client speaks as soon as it connects; 30 s covers a machine under
+ * heavy load. Once a connection has sent a message it may stay idle without limit
+ * (editors sit idle for hours). rpc_server_opts.first_message_timeout_ms overrides it;
+ * `qcoder serve` reads $QCODER_FIRST_MESSAGE_TIMEOUT_MS (for tests). */
+#define RPC_FIRST_MESSAGE_TIMEOUT_MS 30000
 /* On shutdown, how long handlers get to answer after their cancel hooks ran; and, for
  * any connection closing after its last answers, how long the peer gets to read them
  * before the daemon closes anyway. */
@@ -337,6 +345,12 @@ typedef void (*rpc_response_fn)(rpc_conn *c, const json_t *result, const rpc_err
  * past RPC_MAX_PENDING_OUTGOING, QC_ENOMEM) and never calls `cb`. */
 int64_t rpc_conn_request(rpc_conn *c, const char *method, json_t *params_steal,
                          rpc_response_fn cb, void *user);
+/* Give up on our request `id` (a caller that stopped waiting): its callback is never
+ * called, the pending slot is freed, and an answer that still comes is dropped with a
+ * debug log. QC_OK, or QC_ENOENT when `id` is not pending (answered, failed, unknown). */
+int rpc_conn_forget_request(rpc_conn *c, int64_t id);
+/* Our requests the peer has not answered yet. */
+int rpc_conn_pending_outgoing(const rpc_conn *c);
 /* Ask the peer to cancel our request `id` ($/cancelRequest on LSP framing,
  * $/cancel_request otherwise). The callback still comes with the peer's answer. */
 int rpc_conn_cancel_request(rpc_conn *c, int64_t id);
@@ -356,6 +370,8 @@ void rpc_conn_fail_inflight(rpc_conn *c, int code, const char *message);
 int rpc_conn_inflight(const rpc_conn *c);
 
 uint64_t rpc_conn_id(const rpc_conn *c);            /* unique in the process, > 0 */
+/* Complete messages the peer has sent (framed; valid or not). */
+uint64_t rpc_conn_messages_received(const rpc_conn *c);
 rpc_framing rpc_conn_framing(const rpc_conn *c);    /* DETECT until the first bytes */
 void *rpc_conn_owner(const rpc_conn *c);
 void *rpc_conn_io(const rpc_conn *c);

@@ -46,6 +46,9 @@ typedef struct srv_io {
   uv_shutdown_t shutdown_req;
   uv_timer_t flush_timer;         /* bounds a flushing close (RPC_SHUTDOWN_FLUSH_MS) */
   int flush_timer_live;
+  uv_timer_t hello_timer;         /* accepted connections: the first-message limit */
+  int hello_timer_live;           /* initialised (needs closing) */
+  int spoke;                      /* a complete message came: the limit is off */
   struct srv_io *prev, *next;
 } srv_io;
 
@@ -131,10 +134,11 @@ static void on_io_handle_closed(uv_handle_t *h) {
 static void io_close_handles(srv_io *io) {
   if (io->handles_closing) return;
   io->handles_closing = 1;
-  io->open_handles = (io->split ? 2 : 1) + (io->flush_timer_live ? 1 : 0);
+  io->open_handles = (io->split ? 2 : 1) + (io->flush_timer_live ? 1 : 0) + (io->hello_timer_live ? 1 : 0);
   uv_close(&io->in.h, on_io_handle_closed);
   if (io->split) uv_close(&io->out.h, on_io_handle_closed);
   if (io->flush_timer_live) uv_close((uv_handle_t *)&io->flush_timer, on_io_handle_closed);
+  if (io->hello_timer_live) uv_close((uv_handle_t *)&io->hello_timer, on_io_handle_closed);
 }
 
 static void on_io_flush_timeout(uv_timer_t *t) {
@@ -224,6 +228,10 @@ static void on_io_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (!io->conn) return;
   if (nread > 0) {
     rpc_conn_input(io->conn, buf->base, (size_t)nread);
+    if (!io->spoke && rpc_conn_messages_received(io->conn) > 0) {
+      io->spoke = 1;
+      if (io->hello_timer_live) uv_timer_stop(&io->hello_timer);
+    }
   } else if (nread == UV_EOF) {
     uv_read_stop(s);
     qc_debug("conn %llu: peer finished sending", (unsigned long long)rpc_conn_id(io->conn));
@@ -277,6 +285,14 @@ static rpc_conn *io_start(srv_io *io, rpc_framing framing) {
 
 static void on_refused_closed(uv_handle_t *h) { free(h->data); }
 
+static void on_hello_timeout(uv_timer_t *t) {
+  srv_io *io = t->data;
+  if (io->spoke || !io->conn || !rpc_conn_is_open(io->conn)) return;
+  qc_info("conn %llu: no complete message within %d ms of connecting; closing it (clients speak first)",
+          (unsigned long long)rpc_conn_id(io->conn), io->srv->opts.first_message_timeout_ms);
+  rpc_conn_close(io->conn, 0);
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
   rpc_server *srv = listener->data;
   if (status < 0) {
@@ -296,8 +312,15 @@ static void on_connection(uv_stream_t *listener, int status) {
     uv_close(&io->in.h, on_refused_closed);
     return;
   }
+  if (srv->opts.first_message_timeout_ms > 0 && uv_timer_init(srv->loop, &io->hello_timer) == 0) {
+    io->hello_timer.data = io;
+    io->hello_timer_live = 1;
+  }
   rpc_conn *c = io_start(io, RPC_FRAMING_DETECT);
-  if (c) qc_debug("conn %llu accepted (%d open)", (unsigned long long)rpc_conn_id(c), srv->nconns);
+  if (!c) return;
+  qc_debug("conn %llu accepted (%d open)", (unsigned long long)rpc_conn_id(c), srv->nconns);
+  if (io->hello_timer_live && !io->spoke)
+    uv_timer_start(&io->hello_timer, on_hello_timeout, (uint64_t)srv->opts.first_message_timeout_ms, 0);
 }
 
 /* ---- shutdown ---------------------------------------------------------------------- */
@@ -555,6 +578,7 @@ typedef struct srv_sync_call {
   int code;
   char message[256];
   uint64_t conn_id;
+  int64_t out_id;   /* the request's id on the connection (loop thread only) */
   json_t *params;
   char method[];
 } srv_sync_call;
@@ -601,6 +625,26 @@ static void sync_call_send(rpc_server *srv, void *user) {
   sc->params = NULL;
   int64_t id = rpc_conn_request(c, sc->method, params, sync_call_answered, sc);
   if (id < 0) sync_call_complete(sc, (int)id, NULL, 0, rpc_strerror((int)id));
+  else sc->out_id = id;
+}
+
+/* The worker stopped waiting (timeout): free the request's pending slot, so it neither
+ * holds memory nor counts against RPC_MAX_PENDING_OUTGOING; a late answer is dropped by
+ * the core. Runs after sync_call_send (posts run in order). */
+static void sync_call_abandon(rpc_server *srv, void *user) {
+  srv_sync_call *sc = user;
+  pthread_mutex_lock(&sc->mu);
+  int done = sc->done;
+  pthread_mutex_unlock(&sc->mu);
+  if (!done && sc->out_id > 0) {
+    rpc_conn *c = rpc_server_find_conn(srv, sc->conn_id);
+    if (c && rpc_conn_forget_request(c, sc->out_id) == QC_OK) {
+      qc_debug("conn %llu: gave up waiting for the answer to %s (request %lld)", (unsigned long long)sc->conn_id,
+               sc->method, (long long)sc->out_id);
+      sync_call_complete(sc, RPC_ETIMEOUT, NULL, 0, "timed out"); /* the loop side's reference */
+    }
+  }
+  sync_call_unref(sc); /* this post's reference */
 }
 
 int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_t *params_steal, int timeout_ms,
@@ -644,9 +688,12 @@ int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_
     if (timeout_ms < 0) pthread_cond_wait(&sc->cv, &sc->mu);
     else if (pthread_cond_timedwait(&sc->cv, &sc->mu, &until) == ETIMEDOUT) break;
   }
+  int abandon = 0;
   if (!sc->done) {
     rc = RPC_ETIMEOUT;
     if (why && why_len) snprintf(why, why_len, "%s: no answer within %d ms", method, timeout_ms);
+    sc->refs++; /* for sync_call_abandon */
+    abandon = 1;
   } else {
     rc = sc->rc;
     if (rc == QC_OK) *result = json_incref(sc->result);
@@ -654,6 +701,7 @@ int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_
     if (rc != QC_OK && why && why_len) snprintf(why, why_len, "%s", sc->message);
   }
   pthread_mutex_unlock(&sc->mu);
+  if (abandon && rpc_server_post(srv, sync_call_abandon, sc) != QC_OK) sync_call_unref(sc);
   sync_call_unref(sc);
   return rc;
 }
@@ -665,6 +713,7 @@ rpc_server *rpc_server_new(const rpc_server_opts *opts) {
   if (!srv) return NULL;
   if (opts) srv->opts = *opts;
   if (!srv->opts.max_write_queue) srv->opts.max_write_queue = RPC_MAX_WRITE_QUEUE_BYTES;
+  if (!srv->opts.first_message_timeout_ms) srv->opts.first_message_timeout_ms = RPC_FIRST_MESSAGE_TIMEOUT_MS;
   srv->lock_fd = -1;
   srv->methods = rpc_methods_new();
   srv->agent_caps = json_object();

@@ -30,6 +30,11 @@
  * every connection (force after RPC_SHUTDOWN_FLUSH_MS); remove socket and lock file;
  * rpc_server_run() returns 0. A second signal skips the waiting.
  *
+ * Silent peers: an accepted connection that sends no complete message within
+ * RPC_FIRST_MESSAGE_TIMEOUT_MS (opts.first_message_timeout_ms) is closed and logged, so
+ * connecting and saying nothing cannot hold a connection slot; after its first message a
+ * connection may stay idle for as long as it likes.
+ *
  * Slow peers: every connection has a bounded write queue (RPC_MAX_WRITE_QUEUE_BYTES or
  * opts.max_write_queue); a peer that lets it overflow is dropped and logged, so it
  * never holds memory or delays anyone else. Nothing on the loop thread blocks on I/O.
@@ -53,6 +58,9 @@ typedef struct rpc_server_opts {
   unsigned idle_timeout_s;   /* exit after this long without connections; 0 = never */
   size_t max_write_queue;    /* 0: RPC_MAX_WRITE_QUEUE_BYTES */
   int handle_signals;        /* SIGINT/SIGTERM start a graceful shutdown */
+  /* An accepted connection that sends no complete message within this long is closed;
+   * 0: RPC_FIRST_MESSAGE_TIMEOUT_MS; < 0: never. Not applied to stdio or adopted fds. */
+  int first_message_timeout_ms;
 } rpc_server_opts;
 
 rpc_server *rpc_server_new(const rpc_server_opts *opts);
@@ -114,7 +122,8 @@ int rpc_server_post_error(rpc_server *srv, rpc_req *req, int code, const char *m
  * agent run asks the editor for permission. QC_OK and *result (new reference);
  * RPC_EREMOTE with *err_code and `why` when the client answered with an error;
  * RPC_ECLOSED when the connection is gone or closes first (so shutdown never leaves a
- * worker waiting); RPC_ETIMEOUT (a late answer is dropped). */
+ * worker waiting); RPC_ETIMEOUT: the request is then forgotten on the connection (its
+ * pending slot freed) and an answer that still comes is dropped with a debug log. */
 int rpc_server_call(rpc_server *srv, uint64_t conn_id, const char *method, json_t *params_steal, int timeout_ms,
                     json_t **result, int *err_code, char *why, size_t why_len);
 

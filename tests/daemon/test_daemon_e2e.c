@@ -643,6 +643,50 @@ TEST(stdio_lsp_framing) {
   ASSERT_EQ_INT(qd_wait_exit(pid, 10000), 0);
 }
 
+TEST(silent_connection_is_closed_after_the_first_message_limit) {
+  /* QCODER_FIRST_MESSAGE_TIMEOUT_MS shortens RPC_FIRST_MESSAGE_TIMEOUT_MS (30 s) */
+  setenv("QCODER_FIRST_MESSAGE_TIMEOUT_MS", "300", 1);
+  qd_daemon d;
+  qd_init(&d, "hello");
+  int started = qd_start(&d, NULL);
+  unsetenv("QCODER_FIRST_MESSAGE_TIMEOUT_MS");
+  ASSERT_MSG(started == 0, "the daemon did not start");
+  int silent = qd_connect(d.sock), talker = qd_connect(d.sock);
+  rpc_framer fs, ft;
+  rpc_framer_init(&fs, RPC_FRAMING_NDJSON, 0);
+  rpc_framer_init(&ft, RPC_FRAMING_NDJSON, 0);
+  json_t *r = qd_call_line(talker, &ft, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"_qcoder/ping\"}");
+  ASSERT(r && json_object_get(r, "result"));
+  json_decref(r);
+  int eof = 0;
+  ASSERT(qd_read_msg(silent, &fs, 10000, &eof) == NULL && eof);
+  /* the talker idles past the limit and is still served; status counts it */
+  usleep(600 * 1000);
+  r = qd_call_line(talker, &ft, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"_qcoder/status\"}");
+  ASSERT(r);
+  ASSERT_EQ_INT(json_integer_value(json_object_get(json_object_get(r, "result"), "connections")), 1);
+  json_decref(r);
+  char *log = qct_read_file(d.log, NULL);
+  ASSERT(log);
+  ASSERT_CONTAINS(log, "no complete message within 300 ms of connecting");
+  free(log);
+  close(silent);
+  close(talker);
+  rpc_framer_release(&fs);
+  rpc_framer_release(&ft);
+  kill(d.pid, SIGTERM);
+  ASSERT_EQ_INT(qd_wait_exit(d.pid, 15000), 0);
+  d.pid = 0;
+  qd_free(&d);
+  /* a bad value is a usage error */
+  char *out = NULL;
+  char *cmd = qc_asprintf("QCODER_FIRST_MESSAGE_TIMEOUT_MS=soon '%s' serve --socket /tmp/x.sock 2>&1", qct_qcoder_bin());
+  ASSERT_EQ_INT(qct_run(cmd, &out), 2);
+  ASSERT_CONTAINS(out, "QCODER_FIRST_MESSAGE_TIMEOUT_MS");
+  free(out);
+  free(cmd);
+}
+
 TEST(serve_usage_errors) {
   char *out = NULL;
   char *cmd = qc_asprintf("'%s' serve --bogus 2>&1", qct_qcoder_bin());

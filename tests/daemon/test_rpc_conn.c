@@ -476,6 +476,41 @@ TEST(pending_outgoing_limit) {
   rpc_methods_free(m);
 }
 
+TEST(forgotten_request_frees_its_slot_and_drops_the_late_answer) {
+  rpc_methods *m = test_methods();
+  mem_io io;
+  rpc_conn *c = mem_conn(&io, m, RPC_FRAMING_DETECT);
+  g_resp_calls = 0;
+  int64_t a = rpc_conn_request(c, "x", NULL, on_response, NULL);
+  int64_t b = rpc_conn_request(c, "y", NULL, on_response, NULL);
+  ASSERT_EQ_INT(rpc_conn_pending_outgoing(c), 2);
+  ASSERT_EQ_INT(rpc_conn_forget_request(c, a), QC_OK);
+  ASSERT_EQ_INT(rpc_conn_forget_request(c, a), QC_ENOENT); /* once */
+  ASSERT_EQ_INT(rpc_conn_forget_request(c, 999), QC_ENOENT);
+  ASSERT_EQ_INT(rpc_conn_pending_outgoing(c), 1);
+  json_decref(mem_take(&io));
+  /* the late answer reaches nobody and is not answered; b's answer still reaches b */
+  char line[96];
+  snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"v\":\"late\"}}", (long long)a);
+  send_line(c, line);
+  ASSERT_EQ_INT(g_resp_calls, 0);
+  snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"v\":\"b\"}}", (long long)b);
+  send_line(c, line);
+  ASSERT_EQ_INT(g_resp_calls, 1);
+  ASSERT_STR_EQ(g_resp_text, "b");
+  ASSERT_EQ_INT(rpc_conn_pending_outgoing(c), 0);
+  json_t *out = mem_take(&io);
+  ASSERT_EQ_INT(json_array_size(out), 0);
+  json_decref(out);
+  /* a forgotten request is not failed again when the connection closes */
+  rpc_conn_request(c, "z", NULL, on_response, NULL);
+  int64_t d = rpc_conn_request(c, "w", NULL, on_response, NULL);
+  ASSERT_EQ_INT(rpc_conn_forget_request(c, d), QC_OK);
+  mem_finish(&io);
+  ASSERT_EQ_INT(g_resp_calls, 2); /* z failed as closed; w never called */
+  rpc_methods_free(m);
+}
+
 TEST(inflight_limit) {
   rpc_methods *m = rpc_methods_new();
   static rpc_req *held[RPC_MAX_INFLIGHT_REQUESTS];

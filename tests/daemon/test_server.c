@@ -158,6 +158,13 @@ static void h_echo(rpc_req *req, const json_t *params, void *user) {
   rpc_req_reply(req, params ? json_deep_copy(params) : NULL);
 }
 
+/* How many of our requests this connection's peer has not answered. */
+static void h_pending(rpc_req *req, const json_t *params, void *user) {
+  (void)params;
+  (void)user;
+  rpc_req_reply(req, json_pack("{s:i}", "pending", rpc_conn_pending_outgoing(rpc_req_conn(req))));
+}
+
 static void do_stop(rpc_server *srv, void *user) {
   (void)user;
   rpc_server_stop(srv, "test asked");
@@ -177,11 +184,11 @@ static void *server_thread(void *p) {
   return NULL;
 }
 
-static void fixture_start(fixture *f) {
+static void fixture_start_opts(fixture *f, const rpc_server_opts *opts) {
   memset(f, 0, sizeof *f);
   f->dir = qct_tempdir("srv");
   f->sock = qc_asprintf("%s/s/test.sock", f->dir);
-  rpc_server_opts o = {0};
+  rpc_server_opts o = *opts;
   f->srv = rpc_server_new(&o);
   ASSERT(f->srv);
   ASSERT_EQ_INT(rpc_register(f->srv, "work", h_work, f->srv), 0);
@@ -190,6 +197,7 @@ static void fixture_start(fixture *f) {
   ASSERT_EQ_INT(rpc_register(f->srv, "stuck", h_stuck, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "echo", h_echo, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "permission", h_permission, f->srv), 0);
+  ASSERT_EQ_INT(rpc_register(f->srv, "pending", h_pending, f->srv), 0);
   ASSERT_EQ_INT(rpc_register(f->srv, "echo", h_echo, f->srv), RPC_EDUPLICATE);
   long holder = 0;
   char why[256] = "";
@@ -201,6 +209,11 @@ static void fixture_start(fixture *f) {
   rpc_server_free(other);
   ASSERT(qd_path_exists(f->sock)); /* the refused one did not touch our socket */
   ASSERT_EQ_INT(pthread_create(&f->th, NULL, server_thread, f), 0);
+}
+
+static void fixture_start(fixture *f) {
+  rpc_server_opts o = {0};
+  fixture_start_opts(f, &o);
 }
 
 static void fixture_stop(fixture *f) {
@@ -390,6 +403,124 @@ TEST(worker_blocks_on_asking_the_client) {
   uint64_t t0 = qc_now_ms();
   while (atomic_load(&last_call_rc) == 0 && qc_now_ms() - t0 < 10000) usleep(2000);
   ASSERT_EQ_INT(atomic_load(&last_call_rc), RPC_ECLOSED);
+  rpc_framer_release(&fr);
+  fixture_stop(&f);
+}
+
+static int pending_outgoing(int fd, rpc_framer *fr) {
+  json_t *r = qd_call_line(fd, fr, "{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"pending\"}");
+  ASSERT_MSG(r && json_is_string(json_object_get(r, "id")), "no answer to 'pending'");
+  int n = (int)json_integer_value(json_object_get(json_object_get(r, "result"), "pending"));
+  json_decref(r);
+  return n;
+}
+
+TEST(timed_out_call_is_forgotten_and_its_late_answer_dropped) {
+  fixture f;
+  fixture_start(&f);
+  int fd = qd_connect(f.sock);
+  rpc_framer fr;
+  rpc_framer_init(&fr, RPC_FRAMING_NDJSON, 0);
+  /* the worker asks and gives up after 100 ms */
+  qd_send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"permission\",\"params\":{\"timeout_ms\":100}}\n");
+  json_t *q = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(q);
+  json_int_t late_id = json_integer_value(json_object_get(q, "id"));
+  json_decref(q);
+  json_t *r = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(r && json_integer_value(json_object_get(r, "id")) == 1);
+  ASSERT_EQ_INT(atomic_load(&last_call_rc), RPC_ETIMEOUT);
+  json_decref(r);
+  /* the request no longer holds a pending slot (the abandon runs on the loop right
+   * after the worker gives up; allow it a moment) */
+  int pending = -1;
+  for (int i = 0; i < 500 && (pending = pending_outgoing(fd, &fr)) != 0; i++) usleep(2000);
+  ASSERT_EQ_INT(pending, 0);
+  /* a new question is asked; the late answer to the old one comes first and must be
+   * dropped, not taken for the new one's */
+  qd_send_str(fd, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"permission\"}\n");
+  q = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(q);
+  json_int_t new_id = json_integer_value(json_object_get(q, "id"));
+  ASSERT(new_id != late_id);
+  json_decref(q);
+  char *late = qc_asprintf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"outcome\":{\"outcome\":\"selected\","
+                           "\"optionId\":\"late\"}}}\n",
+                           (long long)late_id);
+  qd_send_str(fd, late);
+  free(late);
+  char *ans = qc_asprintf("{\"jsonrpc\":\"2.0\",\"id\":%lld,\"result\":{\"outcome\":{\"outcome\":\"selected\","
+                          "\"optionId\":\"fresh\"}}}\n",
+                          (long long)new_id);
+  qd_send_str(fd, ans);
+  free(ans);
+  r = qd_read_msg(fd, &fr, 10000, NULL);
+  ASSERT(r && json_integer_value(json_object_get(r, "id")) == 2);
+  ASSERT_STR_EQ(json_string_value(json_object_get(json_object_get(json_object_get(r, "result"), "outcome"), "optionId")),
+                "fresh");
+  json_decref(r);
+  ASSERT_EQ_INT(pending_outgoing(fd, &fr), 0);
+  close(fd);
+  rpc_framer_release(&fr);
+  fixture_stop(&f);
+}
+
+/* ms until the peer closes fd (EOF), or -1 if it is still open after wait_ms. */
+static int ms_until_eof(int fd, rpc_framer *fr, int wait_ms) {
+  uint64_t t0 = qc_now_ms();
+  int eof = 0;
+  json_t *m = qd_read_msg(fd, fr, wait_ms, &eof);
+  json_decref(m);
+  return eof ? (int)(qc_now_ms() - t0) : -1;
+}
+
+TEST(connections_that_never_speak_are_closed_after_the_first_message_limit) {
+  fixture f;
+  rpc_server_opts o = {.first_message_timeout_ms = 300};
+  fixture_start_opts(&f, &o);
+  rpc_framer f_silent, f_partial, f_spoke;
+  rpc_framer_init(&f_silent, RPC_FRAMING_NDJSON, 0);
+  rpc_framer_init(&f_partial, RPC_FRAMING_NDJSON, 0);
+  rpc_framer_init(&f_spoke, RPC_FRAMING_NDJSON, 0);
+  uint64_t t0 = qc_now_ms();
+  int silent = qd_connect(f.sock), partial = qd_connect(f.sock), spoke = qd_connect(f.sock);
+  ASSERT(silent >= 0 && partial >= 0 && spoke >= 0);
+  /* half a message is not a message */
+  qd_send_str(partial, "{\"jsonrpc\":\"2.0\",\"id\":1,");
+  /* one message, then silence for longer than the limit */
+  json_t *r = qd_call_line(spoke, &f_spoke, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":[1]}");
+  ASSERT(r && json_object_get(r, "result"));
+  json_decref(r);
+  ASSERT(ms_until_eof(silent, &f_silent, 10000) >= 0);
+  ASSERT(ms_until_eof(partial, &f_partial, 10000) >= 0);
+  uint64_t waited = qc_now_ms() - t0;
+  ASSERT_MSG(waited >= 250, "closed after %llu ms, before the limit", (unsigned long long)waited);
+  /* the one that spoke stays, idle past the limit, and is still served */
+  ASSERT_EQ_INT(ms_until_eof(spoke, &f_spoke, 600), -1);
+  r = qd_call_line(spoke, &f_spoke, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"echo\",\"params\":[2]}");
+  ASSERT(r && json_integer_value(json_array_get(json_object_get(r, "result"), 0)) == 2);
+  json_decref(r);
+  close(silent);
+  close(partial);
+  close(spoke);
+  rpc_framer_release(&f_silent);
+  rpc_framer_release(&f_partial);
+  rpc_framer_release(&f_spoke);
+  fixture_stop(&f);
+}
+
+TEST(first_message_limit_can_be_turned_off) {
+  fixture f;
+  rpc_server_opts o = {.first_message_timeout_ms = -1};
+  fixture_start_opts(&f, &o);
+  rpc_framer fr;
+  rpc_framer_init(&fr, RPC_FRAMING_NDJSON, 0);
+  int fd = qd_connect(f.sock);
+  ASSERT_EQ_INT(ms_until_eof(fd, &fr, 500), -1);
+  json_t *r = qd_call_line(fd, &fr, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"echo\",\"params\":[1]}");
+  ASSERT(r && json_object_get(r, "result"));
+  json_decref(r);
+  close(fd);
   rpc_framer_release(&fr);
   fixture_stop(&f);
 }

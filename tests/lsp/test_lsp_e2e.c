@@ -783,6 +783,94 @@ TEST(inline_completion_fim_prompt_and_cancel) {
 
 /* Last: the daemon every test used stops cleanly (status 0; under the sanitizers, no
  * report: the completion holds and sessions of the lsp connections were all released). */
+/* Files the editor does not have open are read by `qcoder lsp` itself: a FIFO, a
+ * directory, a binary file, one over LSP_MAX_UNOPENED_FILE_BYTES (4 MiB) and a missing
+ * one each give a clean error at once (a FIFO used to block the loop thread forever). */
+TEST(unopened_files_that_cannot_be_quoted_fail_cleanly) {
+  char *ws = workspace();
+  const char *args[] = {"--socket", "/dev/null/qcoder-test.sock", NULL};
+  lc c;
+  lc_start(&c, args);
+  lc_initialize(&c, ws, json_object());
+  char p[4400];
+  snprintf(p, sizeof p, "%s/pipe", ws);
+  ASSERT_EQ_INT(mkfifo(p, 0600), 0);
+  snprintf(p, sizeof p, "%s/blob.bin", ws);
+  int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT(fd >= 0 && write(fd, "ab\0\x01\xff" "cd\n", 8) == 8);
+  close(fd);
+  snprintf(p, sizeof p, "%s/huge.c", ws);
+  fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  ASSERT(fd >= 0 && ftruncate(fd, (off_t)(4u << 20) + 1) == 0);
+  close(fd);
+  static const struct {
+    const char *name, *want;
+  } cases[] = {
+      {"pipe", "is not a regular file"},
+      {"src", "is not a regular file"},
+      {"blob.bin", "is not UTF-8 text"},
+      {"huge.c", "over the 4194304-byte limit"},
+      {"missing.c", "No such file"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *uri = qc_asprintf("file://%s/%s", ws, cases[i].name);
+    uint64_t t0 = qc_now_ms();
+    json_t *r = lc_call(&c, "workspace/executeCommand",
+                        json_pack("{s:s, s:[{s:s, s:o}]}", "command", "qcoder.explain", "arguments", "uri", uri,
+                                  "range", range_json(0, 0, 0, 1)));
+    ASSERT_MSG(qc_now_ms() - t0 < 5000, "%s took %llu ms", cases[i].name, (unsigned long long)(qc_now_ms() - t0));
+    ASSERT_EQ_INT(qd_err_code(r), -32803);
+    ASSERT_MSG(qd_err_msg(r) && strstr(qd_err_msg(r), cases[i].want), "%s: %s", cases[i].name,
+               qd_err_msg(r) ? qd_err_msg(r) : "(no message)");
+    json_decref(r);
+    free(uri);
+  }
+  /* a readable file gets past the read (and then fails on the missing daemon) */
+  char *uri = qc_asprintf("file://%s/src/util.c", ws);
+  json_t *r = lc_call(&c, "workspace/executeCommand",
+                      json_pack("{s:s, s:[{s:s, s:o}]}", "command", "qcoder.explain", "arguments", "uri", uri,
+                                "range", range_json(0, 0, 0, 1)));
+  ASSERT_CONTAINS(qd_err_msg(r), "qcoder daemon");
+  json_decref(r);
+  free(uri);
+  ASSERT_EQ_INT(lc_finish(&c, 1), 0);
+  free(ws);
+}
+
+/* The agent reading a FIFO through the editor's fs (fs/read_text_file, served by
+ * `qcoder lsp` from disk for files not open): an error the model sees, not a hang. */
+TEST(agent_reading_a_fifo_through_the_lsp_gets_an_error) {
+  daemon_up();
+  char *ws = workspace();
+  char p[4400];
+  snprintf(p, sizeof p, "%s/pipe", ws);
+  ASSERT_EQ_INT(mkfifo(p, 0600), 0);
+  char *model = script(ws, "fifo", "[\"" "<tool_call>\\n<function=read_file>\\n<parameter=path>\\npipe\\n</parameter>\\n"
+                                   "</function>\\n</tool_call>" "\", \"Could not read it.\"]");
+  const char *args[] = {"--socket", g_daemon.sock, "--model", model, "--mode", "auto-edit", NULL};
+  lc c;
+  lc_start(&c, args);
+  lc_initialize(&c, ws, caps_full());
+  size_t p0 = prompts_count();
+  json_t *r = lc_call(&c, "workspace/executeCommand",
+                      json_pack("{s:s, s:[{s:s}]}", "command", "qcoder.run", "arguments", "prompt", "read the pipe"));
+  json_t *res = json_object_get(r, "result");
+  ASSERT_MSG(res, "run failed: %s", qd_err_msg(r) ? qd_err_msg(r) : "?");
+  ASSERT_STR_EQ(json_string_value(json_object_get(res, "summary")), "Could not read it.");
+  json_decref(r);
+  /* the model's second call saw the read fail */
+  json_t *pr = prompts_since(p0);
+  ASSERT_EQ_INT(json_array_size(pr), 2);
+  const char *second = json_string_value(json_object_get(json_array_get(pr, 1), "prompt"));
+  ASSERT(second);
+  ASSERT_MSG(strstr(second, "not a regular file") || strstr(second, "not a file"), "the tool result: %s",
+             second + (strlen(second) > 600 ? strlen(second) - 600 : 0));
+  json_decref(pr);
+  ASSERT_EQ_INT(lc_finish(&c, 1), 0);
+  free(model);
+  free(ws);
+}
+
 TEST(the_daemon_stops_cleanly) {
   if (g_daemon.pid <= 0) SKIP("no daemon was started (a single test was run)");
   kill(g_daemon.pid, SIGTERM);
