@@ -306,7 +306,8 @@ static long run_reused(const char *ws, const char *model, const char *extra_env)
   char *out = NULL;
   int rc = wf_sh(&out, "env -u QCODER_KV_CACHE %s '%s' run --workspace '%s' --model '%s' --max-steps 1 --max-tokens 4 "
                  "--json 'say hi' 2>/dev/null", extra_env, qct_qcoder_bin(), ws, model);
-  ASSERT_MSG(rc == 3, "run exit %d: %s", rc, out ? out : "");  /* out of budget: --max-tokens */
+  /* out of budget (--max-tokens: 3), or the random-weights model ended its turn early (0) */
+  ASSERT_MSG(rc == 3 || rc == 0, "run exit %d: %s", rc, out ? out : "");
   json_t *ev = wf_ndjson(out);
   json_t *res = json_array_get(ev, json_array_size(ev) - 1);
   json_t *tok = json_object_get(res, "tokens");
