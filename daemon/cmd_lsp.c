@@ -54,6 +54,7 @@
 #include "agent/agent.h"
 #include "daemon/client.h"
 #include "daemon/commands.h"
+#include "daemon/workflow.h"
 #include "daemon/server.h"
 #include "lsp/lsp.h"
 #include "tools/tools.h"
@@ -68,8 +69,9 @@ const char cmd_lsp_usage[] =
     "(fill-in-the-middle). The work is done by the qcoder daemon, which is started when none\n"
     "answers on the socket. See docs/lsp.md.\n"
     "\n"
-    "  --model SPEC     the model: a GGUF file, script:FILE (the scripted test double) or an\n"
-    "                   http(s):// URL of an OpenAI-compatible server (default: the daemon's)\n"
+    "  --model SPEC     the model: a GGUF file, a cached model's name (qcoder models),\n"
+    "                   script:FILE (the scripted test double) or an http(s):// URL of an\n"
+    "                   OpenAI-compatible server (default: the daemon's)\n"
     "  --remote URL     an OpenAI-compatible server (the same as --model URL)\n"
     "  --mode MODE      ask (default), auto-edit, full-auto or read-only: what the agent may\n"
     "                   do without asking (explain and ask always run read-only)\n"
@@ -1563,17 +1565,19 @@ static int set_option(char **slot, const char *value) {
   return 0;
 }
 
-/* A model spec as the daemon needs it: script:FILE and GGUF paths made absolute (the
- * daemon's working directory is not ours). */
-static char *absolute_spec(const char *spec) {
+/* A model spec as the daemon needs it, resolved as `qcoder run` resolves it (a cached
+ * model's name, a file, a URL, script:FILE; files made absolute: the daemon's working
+ * directory is not ours). NULL and *err for a name that cannot be used. */
+static char *resolve_spec(const char *spec, char **err) {
+  *err = NULL;
   if (!spec || !*spec) return NULL;
-  if (qc_str_has_prefix(spec, "http://") || qc_str_has_prefix(spec, "https://")) return strdup(spec);
-  int script = qc_str_has_prefix(spec, "script:");
-  const char *path = script ? spec + 7 : spec;
-  if (path[0] == '/') return strdup(spec);
-  char cwd[PATH_MAX];
-  if (!getcwd(cwd, sizeof cwd)) return strdup(spec);
-  return qc_asprintf("%s%s/%s", script ? "script:" : "", cwd, path);
+  char *out = NULL;
+  if (wf_model_spec(spec, &out, err) != 0) {
+    free(out);
+    if (!*err) *err = strdup("cannot use the model");
+    return NULL;
+  }
+  return out;
 }
 
 static const char *const k_modes[] = {"ask", "auto-edit", "full-auto", "read-only", NULL};
@@ -1611,8 +1615,16 @@ static void m_initialize(rpc_req *req, const json_t *params, void *user) {
     return;
   }
   if (model || remote) {
+    char *why = NULL, *spec = resolve_spec(model ? model : remote, &why);
+    if (!spec) {
+      char *msg = qc_asprintf("initializationOptions.%s: %s", model ? "model" : "remote", why ? why : "unusable");
+      rpc_req_error(req, RPC_INVALID_PARAMS, msg ? msg : "initializationOptions: the model cannot be used", NULL);
+      free(msg);
+      free(why);
+      return;
+    }
     free(ls->model);
-    ls->model = absolute_spec(model ? model : remote);
+    ls->model = spec;
   }
   if (mode) set_option(&ls->mode_name, mode);
   /* the workspace root: rootUri, rootPath, the first workspace folder, else our cwd */
@@ -1800,8 +1812,20 @@ int cmd_lsp(int argc, char **argv) {
     return qc_cmd_usage_error("lsp", "--log-level must be error, warn, info, debug or trace");
   qc_log_open(NULL, lvl); /* stderr: stdout carries the protocol */
 
+  /* as `qcoder acp` does: resolved like `qcoder run` when given, else the daemon's default */
+  wf_model_choice choice = {0};
+  if (model || remote) {
+    char *why = NULL;
+    if (wf_model_resolve(model, remote, &choice, &why) != 0) {
+      fprintf(stderr, "qcoder lsp: %s\n", why ? why : "cannot use the model");
+      free(why);
+      return 2;
+    }
+  }
   qls ls_ = {0}, *ls = &ls_;
-  ls->model = absolute_spec(model ? model : remote);
+  ls->model = choice.spec;
+  choice.spec = NULL;
+  wf_model_choice_release(&choice);
   ls->mode_name = strdup(mode);
   ls->socket_path = rpc_socket_path(socket_opt);
   ls->docs = lsp_docs_new();

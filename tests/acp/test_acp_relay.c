@@ -191,10 +191,15 @@ TEST(unknown_model_names_are_refused_like_run) {
   char *msg_acp = refusal(a);
   char *msg_serve = refusal(s);
   char *msg_run = refusal("run --workspace / --model no-such-model hello");
+  char *l = qc_asprintf("lsp --socket '%s' --model no-such-model", sock);
+  char *msg_lsp = refusal(l);
   ASSERT_CONTAINS(msg_acp, "no model named no-such-model in the cache");
   ASSERT_CONTAINS(msg_acp, "qcoder pull");
   ASSERT_STR_EQ(msg_acp, msg_run);
   ASSERT_STR_EQ(msg_serve, msg_run);
+  ASSERT_STR_EQ(msg_lsp, msg_run);
+  free(msg_lsp);
+  free(l);
   /* a missing file and a bad --remote are refused the same way */
   char *m1 = refusal("acp --model /nonexistent/m.gguf");
   ASSERT_CONTAINS(m1, "does not exist");

@@ -264,6 +264,13 @@ TEST(lifecycle_capabilities_and_errors) {
   ASSERT_EQ_INT(qd_err_code(r), -32002); /* not initialized */
   json_decref(r);
   char *root_uri = qc_asprintf("file://%s", ws);
+  /* a model name that resolves to nothing is refused up front, and initialize can be retried */
+  r = lc_call(&c, "initialize", json_pack("{s:s, s:{}, s:{s:s}}", "rootUri", root_uri, "capabilities",
+                                          "initializationOptions", "model", "no-such-model-here"));
+  ASSERT_EQ_INT(qd_err_code(r), -32602);
+  ASSERT_CONTAINS(qd_err_msg(r), "initializationOptions.model");
+  ASSERT_CONTAINS(qd_err_msg(r), "no model named no-such-model-here");
+  json_decref(r);
   r = lc_call(&c, "initialize", json_pack("{s:s, s:{}}", "rootUri", root_uri, "capabilities"));
   json_t *caps = json_object_get(json_object_get(r, "result"), "capabilities");
   ASSERT_STR_EQ(json_string_value(json_object_get(caps, "positionEncoding")), "utf-16");
