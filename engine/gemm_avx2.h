@@ -250,27 +250,7 @@ static void gemm2(uint32_t wtype, int64_t n, const void *w, size_t wrow, int64_t
 
 static int gemm2_supports(uint32_t wtype, int64_t n) { return unpacker2(wtype) != NULL && n % 256 == 0; }
 
-/* ---- mul_mat: the GEMM for enough tokens, vec_dot rows otherwise --------------------------- */
-
 static eng__kernels table;
-
-static void mul_mat_any(uint32_t type, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, size_t arow,
-                        int T, float *y, size_t ystride) {
-  if (T >= GEMM2_MIN_T && gemm2_supports(type, n)) {
-    void *panel = aligned_alloc(64, (gemm2_act_bytes(n, T) + 63) / 64 * 64);
-    void *ws = aligned_alloc(64, (gemm2_ws_bytes(n) + 63) / 64 * 64);
-    if (panel && ws) {
-      gemm2_act(type, n, a, arow, T, panel);
-      gemm2(type, n, w, wrow, nrows, panel, T, y, ystride, ws);
-      free(panel);
-      free(ws);
-      return;
-    }
-    free(panel);
-    free(ws);
-  }
-  eng__mul_mat_generic(&table.t[type], n, w, wrow, nrows, a, arow, T, y, ystride);
-}
 
 static void gemm2_install(eng__kernels *k) {
   k->gemm.supports = gemm2_supports;

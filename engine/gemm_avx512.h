@@ -295,28 +295,10 @@ static int gemm_supports(uint32_t wtype, int64_t n) { return unpacker(wtype) != 
 
 static eng__kernels table;
 
-static void mul_mat_any(uint32_t type, int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, size_t arow,
-                        int T, float *y, size_t ystride) {
-  if (T >= GEMM_MIN_T && gemm_supports(type, n)) {
-    void *panel = aligned_alloc(64, (gemm_act_bytes(n, T) + 63) / 64 * 64);
-    void *ws = aligned_alloc(64, (gemm_ws_bytes(n) + 63) / 64 * 64);
-    if (panel && ws) {
-      gemm_act(type, n, a, arow, T, panel);
-      gemm(type, n, w, wrow, nrows, panel, T, y, ystride, ws);
-      free(panel);
-      free(ws);
-      return;
-    }
-    free(panel);
-    free(ws);
-  }
-  eng__mul_mat_generic(&table.t[type], n, w, wrow, nrows, a, arow, T, y, ystride);
-}
-
 #define MM(NAME, TYPE)                                                                                           \
   static void NAME(int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, size_t arow, int T,       \
                    float *y, size_t ystride) {                                                                   \
-    mul_mat_any(TYPE, n, w, wrow, nrows, a, arow, T, y, ystride);                                                \
+    eng__mul_mat_gemm(&table, TYPE, n, w, wrow, nrows, a, arow, T, y, ystride);                                                \
   }
 MM(mm_f32, ENG__T_F32)
 MM(mm_f16, ENG__T_F16)

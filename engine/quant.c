@@ -704,6 +704,25 @@ void eng__mul_mat_generic(const eng__type_traits *tt, int64_t n, const void *w, 
   }
 }
 
+void eng__mul_mat_gemm(const eng__kernels *k, uint32_t type, int64_t n, const void *w, size_t wrow, int64_t nrows,
+                       const void *a, size_t arow, int T, float *y, size_t ystride) {
+  const eng__gemm *g = &k->gemm;
+  if (g->run && T >= g->min_t && g->supports(type, n)) {
+    void *panel = aligned_alloc(64, (g->act_bytes(n, T) + 63) / 64 * 64);
+    void *ws = aligned_alloc(64, (g->ws_bytes(n) + 63) / 64 * 64);
+    if (panel && ws) {
+      g->act(type, n, a, arow, T, panel);
+      g->run(type, n, w, wrow, nrows, panel, T, y, ystride, ws);
+    } else {
+      eng__mul_mat_generic(&k->t[type], n, w, wrow, nrows, a, arow, T, y, ystride);
+    }
+    free(panel);
+    free(ws);
+    return;
+  }
+  eng__mul_mat_generic(&k->t[type], n, w, wrow, nrows, a, arow, T, y, ystride);
+}
+
 #define MM_SCALAR(NAME, TYPE)                                                                                   \
   static void NAME(int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, size_t arow, int T,      \
                    float *y, size_t ystride) {                                                                  \

@@ -161,6 +161,11 @@ const eng__kernels *eng__kernels_avx512(void);
 /* Scalar building blocks the SIMD tables fall back to (quant.c). */
 void eng__mul_mat_generic(const eng__type_traits *tt, int64_t n, const void *w, size_t wrow, int64_t nrows,
                           const void *a, size_t arow, int T, float *y, size_t ystride);
+/* A table's mul_mat: its int8 GEMM (k->gemm) when the type is supported and there are at
+ * least gemm.min_t activation rows (activations converted to panels once, weights
+ * unpacked into a temporary workspace), vec_dot rows otherwise or when memory is short. */
+void eng__mul_mat_gemm(const eng__kernels *k, uint32_t type, int64_t n, const void *w, size_t wrow, int64_t nrows,
+                       const void *a, size_t arow, int T, float *y, size_t ystride);
 
 /* The scalar table (the specification). */
 extern const eng__kernels eng__kernels_scalar;

@@ -676,7 +676,7 @@ static void attn_accum(float *acc, int G, int hd, const float *P, int nb, const 
 #define MM(NAME, TYPE)                                                                                           \
   static void NAME(int64_t n, const void *w, size_t wrow, int64_t nrows, const void *a, size_t arow, int T,       \
                    float *y, size_t ystride) {                                                                   \
-    mul_mat_any(TYPE, n, w, wrow, nrows, a, arow, T, y, ystride);                                                \
+    eng__mul_mat_gemm(&table, TYPE, n, w, wrow, nrows, a, arow, T, y, ystride);                                                \
   }
 
 MM(mm_f32, ENG__T_F32)
