@@ -39,7 +39,9 @@
 
 typedef struct local {
   eng_model *m;
-  char *kv_dir;            /* this model's folder of the disk cache; NULL = off */
+  char *kv_root;           /* opts.kv_cache_dir; NULL = no disk cache */
+  char *kv_dir;            /* this model's folder in it, made on first use (kv_folder) */
+  int kv_failed;           /* that folder could not be made: caches stay in memory */
   uint64_t kv_max;
   pthread_mutex_t kv_mu;   /* one scan / save / prune at a time */
 } local;
@@ -122,6 +124,23 @@ static kv_file *kv_scan(local *l, size_t *count) {
   return f;
 }
 
+/* This model's folder (KV_ROOT/<fingerprint prefix>), worked out on first use rather than
+ * at model open: the fingerprint reads a few bytes of every tensor. Under kv_mu. */
+static const char *kv_folder(local *l) {
+  if (l->kv_dir || l->kv_failed) return l->kv_dir;
+  const char *fp = eng_model_fingerprint(l->m);
+  char sub[17] = "";
+  if (fp) memcpy(sub, fp, 16);
+  l->kv_dir = fp ? qc_path_join(l->kv_root, sub) : NULL;
+  if (!l->kv_dir || qc_mkdir_p(l->kv_dir, 0700) != QC_OK) {
+    qc_warn("the KV cache folder %s cannot be created: caches are not saved", l->kv_dir ? l->kv_dir : l->kv_root);
+    free(l->kv_dir);
+    l->kv_dir = NULL;
+    l->kv_failed = 1;
+  }
+  return l->kv_dir;
+}
+
 static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_t nb) {
   size_t i = 0;
   while (i < na && i < nb && a[i] == b[i]) i++;
@@ -131,10 +150,10 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
 /* A fresh (or evicted) session: restore the saved history sharing the longest prefix
  * with the prompt, when that is long enough to be worth it. Returns tokens restored. */
 static size_t kv_restore(local *l, agent__bind *x, const int32_t *ids, size_t n) {
-  if (!l->kv_dir || eng_session_n_past(x->s) != 0 || n < AGENT__KV_DISK_MIN_TOKENS) return 0;
+  if (!l->kv_root || eng_session_n_past(x->s) != 0 || n < AGENT__KV_DISK_MIN_TOKENS) return 0;
   pthread_mutex_lock(&l->kv_mu);
   size_t nf = 0, got = 0, best = 0;
-  kv_file *f = kv_scan(l, &nf), *pick = NULL;
+  kv_file *f = kv_folder(l) ? kv_scan(l, &nf) : NULL, *pick = NULL;
   for (size_t i = 0; i < nf; i++) {
     size_t c = common_prefix(f[i].ids, f[i].n, ids, n);
     if (c > best) {
@@ -170,13 +189,16 @@ static int by_mtime(const void *a, const void *b) {
  * files whose history is a prefix of it, and keep the folder under its cap. */
 static void kv_save(local *l, agent__bind *x) {
   const size_t n = eng_session_n_past(x->s);
-  if (!l->kv_dir || n < AGENT__KV_DISK_MIN_TOKENS) return;
+  if (!l->kv_root || n < AGENT__KV_DISK_MIN_TOKENS) return;
   const int32_t *hist = eng_session_history(x->s);
   pthread_mutex_lock(&l->kv_mu);
   char hex[65];
+  char *name = NULL, *path = NULL;
+  if (!kv_folder(l)) goto out;
   qc_sha256_hex(hist, n * sizeof *hist, hex);
   hex[32] = 0;
-  char *name = qc_asprintf("%s.qckv", hex), *path = name ? qc_path_join(l->kv_dir, name) : NULL;
+  name = qc_asprintf("%s.qckv", hex);
+  path = name ? qc_path_join(l->kv_dir, name) : NULL;
   struct stat st;
   if (!path) goto out;
   if (stat(path, &st) == 0) {
@@ -352,6 +374,7 @@ static void l_close(agent_backend *b) {
   if (!l) return;
   eng_model_close(l->m);
   free(l->kv_dir);
+  free(l->kv_root);
   pthread_mutex_destroy(&l->kv_mu);
   free(l);
 }
@@ -374,18 +397,7 @@ int agent__local_open(agent_backend *b, char **errmsg) {
   }
   pthread_mutex_init(&l->kv_mu, NULL);
   if (b->opts.kv_cache_dir && *b->opts.kv_cache_dir) {
-    const char *fp = eng_model_fingerprint(l->m);
-    char sub[17];
-    if (fp) {
-      memcpy(sub, fp, 16);
-      sub[16] = 0;
-      l->kv_dir = qc_path_join(b->opts.kv_cache_dir, sub);
-    }
-    if (l->kv_dir && qc_mkdir_p(l->kv_dir, 0700) != QC_OK) {
-      qc_warn("the KV cache folder %s cannot be created: caches are not saved", l->kv_dir);
-      free(l->kv_dir);
-      l->kv_dir = NULL;
-    }
+    l->kv_root = strdup(b->opts.kv_cache_dir); /* NULL (no memory): no disk cache */
     l->kv_max = b->opts.kv_cache_max_bytes ? b->opts.kv_cache_max_bytes : AGENT_KV_CACHE_DEFAULT_BYTES;
   }
   b->impl = l;

@@ -309,6 +309,28 @@ fail:
   return rc;
 }
 
+/* The history of an open, checked file (malloc'd into *tokens), every id in the vocabulary. */
+static int read_tokens(const eng_model *m, int fd, const kvf_header *h, const char *path, int32_t **tokens,
+                       eng_error *err) {
+  int32_t *ids = malloc((size_t)h->n_tokens * sizeof *ids);
+  if (!ids) return eng__err(err, ENG_ENOMEM, "out of memory");
+  int rc = ENG_OK;
+  if (read_at(fd, ids, (size_t)h->n_tokens * sizeof *ids, KVF_HEADER)) {
+    rc = eng__err(err, ENG_EIO, "cannot read %s: %s", path, strerror(errno));
+    goto fail;
+  }
+  for (uint64_t i = 0; i < h->n_tokens; i++)
+    if (ids[i] < 0 || (uint32_t)ids[i] >= m->hp.n_vocab) {
+      rc = eng__err(err, ENG_EFORMAT, "%s: token %" PRIu64 " (id %d) is out of the vocabulary", path, i, ids[i]);
+      goto fail;
+    }
+  *tokens = ids;
+  return ENG_OK;
+fail:
+  free(ids);
+  return rc;
+}
+
 int eng_kvfile_tokens(eng_model *m, const char *path, int32_t **tokens, size_t *n, eng_error *err) {
   *tokens = NULL;
   *n = 0;
@@ -317,25 +339,8 @@ int eng_kvfile_tokens(eng_model *m, const char *path, int32_t **tokens, size_t *
   int fd = -1;
   int rc = open_checked(m, path, &fd, &h, err);
   if (rc) return rc;
-  int32_t *ids = malloc((size_t)h.n_tokens * sizeof *ids);
-  if (!ids) {
-    rc = eng__err(err, ENG_ENOMEM, "out of memory");
-    goto out;
-  }
-  if (read_at(fd, ids, (size_t)h.n_tokens * sizeof *ids, KVF_HEADER)) {
-    rc = eng__err(err, ENG_EIO, "cannot read %s: %s", path, strerror(errno));
-    goto out;
-  }
-  for (uint64_t i = 0; i < h.n_tokens; i++)
-    if (ids[i] < 0 || (uint32_t)ids[i] >= m->hp.n_vocab) {
-      rc = eng__err(err, ENG_EFORMAT, "%s: token %" PRIu64 " (id %d) is out of the vocabulary", path, i, ids[i]);
-      goto out;
-    }
-  *tokens = ids;
-  *n = (size_t)h.n_tokens;
-  ids = NULL;
-out:
-  free(ids);
+  rc = read_tokens(m, fd, &h, path, tokens, err);
+  if (rc == ENG_OK) *n = (size_t)h.n_tokens;
   close(fd);
   return rc;
 }
@@ -350,10 +355,11 @@ int eng_session_restore(eng_session *s, const char *path, const int32_t *prompt,
   char(*digests)[KVF_DIGEST] = NULL;
   int fd = -1, locked = 0, marked = 0;
   kvf_header h;
-  int rc = eng_kvfile_tokens(m, path, &ids, &n_ids, err);
+  int rc = open_checked(m, path, &fd, &h, err);
   if (rc) return rc;
-  rc = open_checked(m, path, &fd, &h, err);
+  rc = read_tokens(m, fd, &h, path, &ids, err);
   if (rc) goto out;
+  n_ids = (size_t)h.n_tokens;
   size_t keep = n_ids;
   if (prompt) {
     keep = 0;
